@@ -1,0 +1,35 @@
+"""The Loom engine: runs graphs on an asyncio loop. Never imports Qt."""
+
+from .context import NodeContext, RunContext, StopRequested
+from .events import EVENT_TYPES, Event, EventBus
+from .manager import ExecutionManager
+from .plan import GraphValidationError, Issue, Plan, compile_plan, validate
+from .result import NodeRecord, RunResult
+from .states import NodeState, RunStatus
+from .strategies import STRATEGIES, Setting, Strategy
+from .values import Skip, preview, to_jsonable
+
+__all__ = [
+    "EVENT_TYPES",
+    "STRATEGIES",
+    "Event",
+    "EventBus",
+    "ExecutionManager",
+    "GraphValidationError",
+    "Issue",
+    "NodeContext",
+    "NodeRecord",
+    "NodeState",
+    "Plan",
+    "RunContext",
+    "RunResult",
+    "RunStatus",
+    "Setting",
+    "Skip",
+    "StopRequested",
+    "Strategy",
+    "compile_plan",
+    "preview",
+    "to_jsonable",
+    "validate",
+]

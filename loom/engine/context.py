@@ -1,0 +1,89 @@
+"""What a node sees of its run: the ``ctx`` parameter.
+
+:class:`RunContext` is one per run (or per parallel branch, as a clone);
+:class:`NodeContext` is what a node function receives when it has a parameter
+named ``ctx``: progress, logging, the stop flag and the run variables.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any
+
+from .events import Event, EventBus
+from .values import preview
+
+
+class StopRequested(Exception):
+    """Raised by :meth:`NodeContext.check_stop` when the run is being stopped."""
+
+
+class RunContext:
+    """Run-wide state shared by every node of a run."""
+
+    def __init__(self, bus: EventBus, *, variables: dict[str, Any] | None = None,
+                 run_id: str | None = None) -> None:
+        self.bus = bus
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+        self.vars: dict[str, Any] = dict(variables or {})
+        #: a threading.Event so nodes running in worker threads can poll it
+        self.stop_flag = threading.Event()
+        self.started = time.perf_counter()
+
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        return time.perf_counter() - self.started
+
+    def event(self, type_: str, **fields: Any) -> Event:
+        """Build an event dict stamped with the run id and time."""
+        return {"type": type_, "run": self.run_id, "t": round(self.elapsed(), 6), **fields}
+
+    def emit(self, type_: str, **fields: Any) -> None:
+        """Publish an event if anyone listens."""
+        if self.bus.active:
+            self.bus.publish(self.event(type_, **fields))
+
+
+class NodeContext:
+    """The ``ctx`` a node function may ask for.
+
+    Safe to use from a worker thread: events hop to the loop by themselves.
+    """
+
+    __slots__ = ("_run", "node_id")
+
+    def __init__(self, run: RunContext, node_id: str) -> None:
+        self._run = run
+        self.node_id = node_id
+
+    @property
+    def run_id(self) -> str:
+        """Id of the current run."""
+        return self._run.run_id
+
+    @property
+    def vars(self) -> dict[str, Any]:
+        """Run variables: a dict shared by the nodes of a run (cloned per parallel branch)."""
+        return self._run.vars
+
+    @property
+    def stop_requested(self) -> bool:
+        """True once the run is being stopped; long loops should check it and return."""
+        return self._run.stop_flag.is_set()
+
+    def check_stop(self) -> None:
+        """Raise :class:`StopRequested` if the run is being stopped."""
+        if self._run.stop_flag.is_set():
+            raise StopRequested(f"node {self.node_id}: run stopped")
+
+    def progress(self, fraction: float | None = None, message: str | None = None,
+                 **extra: Any) -> None:
+        """Report progress (0..1) and/or a status message to the editor and CLI."""
+        self._run.emit("node_progress", node=self.node_id, progress=fraction, message=message,
+                       **{k: preview(v) for k, v in extra.items()})
+
+    def log(self, message: str, level: str = "info") -> None:
+        """Write a line to the run log."""
+        self._run.emit("log", node=self.node_id, level=level, message=str(message))

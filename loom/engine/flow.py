@@ -1,0 +1,406 @@
+"""The flow: runs a set of planned nodes in dataflow order.
+
+A node is ready when every wire into it has delivered (a ``join="first"`` node:
+when the first value arrives). Ready nodes wait in a heap ordered by their
+position in the file, so runs are deterministic. Up to ``limit`` nodes run at
+once; with a limit of 1 each node is awaited inline (no Task per node), and
+quick inline nodes never get a Task at any limit. A value or a
+:class:`~loom.engine.values.Skip` travels along every wire; a node with a
+skipped input is skipped itself and passes the same Skip on, so one root
+reason explains a whole skipped region. Skips are routed with a work list, not
+recursion, so chains of any length are fine.
+
+The flow is also the unit loop and parallel strategies reuse for their bodies
+and branches: it runs only its ``members`` and ignores wires leaving them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import heapq
+import time
+from collections.abc import Awaitable, Generator, Iterable
+from typing import Any
+
+from .context import RunContext, StopRequested
+from .events import EventBus
+from .executors import Executor
+from .invoke import EXECUTOR_FACTORIES, NodeError, call_function, call_inline, format_error
+from .plan import Plan, PlannedNode
+from .result import NodeRecord
+from .states import NodeState
+from .values import Skip, preview
+
+#: The loop gets control back at least this often (seconds) during long inline stretches,
+#: so the editor repaints and Stop is heard even while thousands of quick nodes run.
+YIELD_INTERVAL = 0.005
+_CHECK_EVERY = 64
+
+_MISSING: Any = object()
+
+
+class _Done:
+    """An awaitable that is already complete: awaiting it does not give up the loop."""
+
+    def __await__(self) -> Generator[None, None, None]:
+        return
+        yield
+
+
+_DONE = _Done()
+
+
+class RunState:
+    """What every flow of one run shares: the plan, records, context and executors."""
+
+    def __init__(self, plan: Plan, ctx: RunContext, records: list[NodeRecord]) -> None:
+        self.plan = plan
+        self.ctx = ctx
+        self.bus: EventBus = ctx.bus
+        self.records = records
+        self.failed: list[int] = []
+        self._executors: dict[str, Executor] = {}
+
+    def executor(self, name: str) -> Executor:
+        """The run's executor of this kind, created on first use."""
+        executor = self._executors.get(name)
+        if executor is None:
+            factory = EXECUTOR_FACTORIES.get(name)
+            if factory is None:
+                raise NodeError(f"executor {name!r} is not available "
+                                f"(available: inline, async, {', '.join(EXECUTOR_FACTORIES)})")
+            executor = self._executors[name] = factory()
+        return executor
+
+    async def close_executors(self, grace: float) -> list[str]:
+        """Shut every executor down; returns what was still running afterwards."""
+        still: list[str] = []
+        for executor in self._executors.values():
+            still += await executor.aclose(grace)
+        self._executors.clear()
+        return still
+
+
+class NodeCall:
+    """One execution of one node, as a strategy sees it."""
+
+    __slots__ = ("flow", "kwargs", "planned")
+
+    def __init__(self, flow: Flow, planned: PlannedNode, kwargs: dict[str, Any]) -> None:
+        self.flow = flow
+        self.planned = planned
+        self.kwargs = kwargs
+
+    @property
+    def node(self) -> Any:
+        """The graph node being run."""
+        return self.planned.node
+
+    @property
+    def label(self) -> str:
+        """The node as messages name it."""
+        return self.planned.node.label
+
+    async def invoke(self) -> Any:
+        """Call the node's function with its inputs; returns what it returned."""
+        return await call_function(self.flow.state, self.planned, self.kwargs)
+
+    def outputs(self, result: Any, exclude: Iterable[str] = ()) -> dict[str, Any]:
+        """Spread a function's return value over its value ports.
+
+        One port gets the whole value. Several ports take a tuple in port order
+        or a dict by name; a port missing from the dict carries a skip.
+        """
+        ports = self.planned.value_outputs
+        if exclude:
+            ports = tuple(p for p in ports if p not in exclude)
+        if len(ports) == 1:
+            return {ports[0]: result}
+        if not ports:
+            return {}
+        if isinstance(result, dict):
+            unknown = [k for k in result if k not in ports]
+            if unknown:
+                raise NodeError(f"returned values for unknown output port(s) {unknown} "
+                                f"(outputs: {', '.join(ports)})")
+            return {p: result[p] if p in result else self.skip(f"{self.label} gave no value "
+                                                               f"on {p!r}") for p in ports}
+        if isinstance(result, (tuple, list)) and len(result) == len(ports):
+            return dict(zip(ports, result, strict=True))
+        raise NodeError(f"returned {type(result).__name__}; expected a tuple of "
+                        f"{len(ports)} values ({', '.join(ports)}) or a dict by port name")
+
+    def skip(self, reason: str) -> Skip:
+        """A skip to put on a port, with this node as its origin."""
+        return Skip(reason, self.planned.id)
+
+    def emit(self, type_: str, **fields: Any) -> None:
+        """Publish an event about this node."""
+        self.flow.state.ctx.emit(type_, node=self.planned.id, **fields)
+
+
+class Flow:
+    """Runs ``members`` of a plan to completion (or until cancelled)."""
+
+    def __init__(self, run: RunState, members: Iterable[int], limit: int) -> None:
+        self.state = run
+        self.limit = max(1, limit)
+        nodes = run.plan.nodes
+        self._nodes = nodes
+        self._records = run.records
+        self._members = members = list(members)
+        self._is_member = bytearray(len(nodes))
+        self._pending = [0] * len(nodes)
+        for i in members:
+            self._is_member[i] = 1
+            self._pending[i] = nodes[i].n_deps
+        self._arrived: list[dict[str, Any] | None] = [None] * len(nodes)
+        self._skip: list[Skip | None] = [None] * len(nodes)
+        self._fired = bytearray(len(nodes))
+        self._ready: list[int] = []
+        self._last_yield = time.perf_counter()
+        self._since_check = 0
+
+    # ------------------------------------------------------------------ driving
+    async def run(self) -> None:
+        """Run every member; returns when all are done, failed or skipped."""
+        for i in self._members:
+            if self._pending[i] == 0:
+                self._queue(i)
+        if self.limit == 1:
+            await self._run_serial()
+        else:
+            await self._run_concurrent()
+
+    async def _run_serial(self) -> None:
+        ready, nodes, pop, clock = self._ready, self._nodes, heapq.heappop, time.perf_counter
+        since_check, last_yield = 0, clock()
+        while ready:
+            i = pop(ready)
+            if nodes[i].inline:
+                self._execute_inline(i)
+                since_check += 1
+                if since_check >= _CHECK_EVERY:  # see _checkpoint; inlined on the hot path
+                    since_check = 0
+                    if clock() - last_yield > YIELD_INTERVAL:
+                        await asyncio.sleep(0)
+                        last_yield = clock()
+            else:
+                await self._execute(i)
+                last_yield = clock()
+
+    async def _run_concurrent(self) -> None:
+        ready, nodes = self._ready, self._nodes
+        running: dict[asyncio.Task[None], int] = {}
+        try:
+            while True:
+                while ready and len(running) < self.limit:
+                    i = heapq.heappop(ready)
+                    if nodes[i].inline:
+                        self._execute_inline(i)
+                        await self._checkpoint()
+                    else:
+                        running[asyncio.ensure_future(self._execute(i))] = i
+                if not running:
+                    return
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    del running[task]
+                    task.result()
+        finally:
+            if running:
+                await _cancel_and_wait(running)
+
+    def _checkpoint(self) -> Awaitable[None]:
+        """Give the loop a turn now and then during long stretches of inline nodes."""
+        self._since_check += 1
+        if self._since_check >= _CHECK_EVERY:
+            self._since_check = 0
+            now = time.perf_counter()
+            if now - self._last_yield > YIELD_INTERVAL:
+                self._last_yield = now
+                return asyncio.sleep(0)
+        return _DONE
+
+    # ------------------------------------------------------------------ one node
+    def _begin(self, i: int) -> tuple[PlannedNode, dict[str, Any], float]:
+        planned, rec, ctx = self._nodes[i], self._records[i], self.state.ctx
+        kwargs = self._arrived[i]
+        if kwargs is None:
+            kwargs = dict(planned.defaults)
+        else:
+            self._arrived[i] = None
+        for key in planned.mutable_defaults:
+            if kwargs.get(key) is planned.defaults[key]:
+                kwargs[key] = copy.deepcopy(kwargs[key])
+        rec.state = NodeState.RUNNING
+        rec.inputs = kwargs
+        rec.attempts += 1
+        started = time.perf_counter()
+        rec.started = started - ctx.started
+        if ctx.bus.active:
+            ctx.emit("node_started", node=planned.id)
+        return planned, kwargs, started
+
+    def _execute_inline(self, i: int) -> None:
+        """Run a quick sync node right here: no coroutine, no Task.
+
+        This is the hot path of big graphs of small nodes (~1 µs of the per-node
+        budget); ``planned.direct`` skips even the strategy call when routing is plain.
+        """
+        planned, kwargs, started = self._begin(i)
+        direct = planned.direct
+        try:
+            if direct is not None:
+                outputs = {direct[1]: direct[0](**kwargs)}
+            else:
+                result = call_inline(self.state, planned, kwargs)
+                outputs = planned.strategy.route(NodeCall(self, planned, kwargs), result)
+        except Exception as exc:  # noqa: BLE001 - a node's failure is data, never the engine's crash
+            self._fail(i, exc, started)
+            return
+        if direct is None or self.state.bus.active:
+            self._succeed(i, outputs, started)
+            return
+        rec = self._records[i]  # _succeed, minus what a plain result cannot need
+        rec.state = NodeState.DONE
+        rec.duration_ms = (time.perf_counter() - started) * 1000.0
+        rec.outputs = outputs
+        self._route(i, outputs)
+
+    async def _execute(self, i: int) -> None:
+        planned, kwargs, started = self._begin(i)
+        try:
+            outputs = await planned.strategy.execute(NodeCall(self, planned, kwargs))
+        except asyncio.CancelledError as exc:
+            if not _being_cancelled():
+                # The node's own code raised CancelledError; nobody asked us to stop.
+                self._fail(i, exc, started)
+                return
+            self._stopped(i, started)
+            raise
+        except Exception as exc:  # noqa: BLE001 - a node's failure is data, never the engine's crash
+            self._fail(i, exc, started)
+            return
+        self._succeed(i, outputs, started)
+
+    def _succeed(self, i: int, outputs: dict[str, Any], started: float) -> None:
+        rec, ctx = self._records[i], self.state.ctx
+        rec.state = NodeState.DONE
+        rec.duration_ms = (time.perf_counter() - started) * 1000.0
+        clean = outputs
+        for value in outputs.values():
+            if value.__class__ is Skip:
+                clean = {k: v for k, v in outputs.items() if v.__class__ is not Skip}
+                break
+        rec.outputs = clean
+        if ctx.bus.active:
+            ctx.emit("node_finished", node=self._nodes[i].id, duration_ms=rec.duration_ms,
+                     outputs={k: preview(v) for k, v in clean.items()})
+        self._route(i, outputs)
+
+    def _stopped(self, i: int, started: float) -> None:
+        rec = self._records[i]
+        rec.state = NodeState.STOPPED
+        rec.duration_ms = (time.perf_counter() - started) * 1000.0
+        rec.reason = "run stopped"
+        self.state.ctx.emit("node_stopped", node=self._nodes[i].id, reason=rec.reason)
+
+    def _fail(self, i: int, exc: BaseException, started: float) -> None:
+        planned, rec, ctx = self._nodes[i], self._records[i], self.state.ctx
+        if isinstance(exc, StopRequested) and ctx.stop_flag.is_set():
+            self._stopped(i, started)
+            self._skip_downstream(i, Skip("run stopped", planned.id))
+            return
+        rec.state = NodeState.FAILED
+        rec.duration_ms = (time.perf_counter() - started) * 1000.0
+        rec.error, rec.traceback = format_error(exc)
+        self.state.failed.append(i)
+        ctx.emit("node_failed", node=planned.id, error=rec.error, traceback=rec.traceback,
+                 duration_ms=rec.duration_ms)
+        self._skip_downstream(i, Skip(f"upstream failed: {planned.label}", planned.id))
+
+    # ------------------------------------------------------------------ routing
+    def _queue(self, i: int) -> None:
+        self._records[i].state = NodeState.QUEUED
+        heapq.heappush(self._ready, i)
+        if self.state.bus.active:
+            self.state.ctx.emit("node_queued", node=self._nodes[i].id)
+
+    def _route(self, i: int, outputs: dict[str, Any]) -> None:
+        """Deliver a node's outputs along its wires."""
+        planned = self._nodes[i]
+        for port, targets in planned.fanout.items():
+            value = outputs.get(port, _MISSING)
+            if value is _MISSING:
+                value = Skip(f"{planned.label} gave no value on {port!r}", planned.id)
+            for dst, dst_port in targets:
+                skip = self._deliver(dst, dst_port, value)
+                if skip is not None:
+                    self._skip_downstream(dst, skip, mark=True)
+
+    def _skip_downstream(self, i: int, skip: Skip, mark: bool = False) -> None:
+        """Skip everything that now cannot run because ``i`` passes on ``skip``.
+
+        A work list rather than recursion, so a skip can cross any number of nodes.
+        """
+        work = [(i, skip, mark)]
+        while work:
+            j, reason, mark_j = work.pop()
+            if mark_j:
+                self._mark_skipped(j, reason)
+            for targets in self._nodes[j].fanout.values():
+                for dst, dst_port in targets:
+                    next_skip = self._deliver(dst, dst_port, reason)
+                    if next_skip is not None:
+                        work.append((dst, next_skip, True))
+
+    def _deliver(self, dst: int, dst_port: str | None, value: Any) -> Skip | None:
+        """Hand one value to one input; returns a Skip if that makes the node skipped."""
+        if not self._is_member[dst]:
+            return None
+        self._pending[dst] -= 1
+        done = self._pending[dst] == 0
+        target = self._nodes[dst]
+        if value.__class__ is Skip:
+            if target.join_first:
+                return value if done and not self._fired[dst] else None
+            if self._skip[dst] is None:
+                self._skip[dst] = value
+            return self._skip[dst] if done else None
+        if dst_port is not None:
+            arrived = self._arrived[dst]
+            if arrived is None:
+                arrived = self._arrived[dst] = dict(target.defaults)
+            arrived[dst_port] = value
+        if target.join_first:
+            if not self._fired[dst]:
+                self._fired[dst] = 1
+                self._queue(dst)
+            return None
+        if done:
+            if self._skip[dst] is not None:
+                return self._skip[dst]
+            self._queue(dst)
+        return None
+
+    def _mark_skipped(self, i: int, skip: Skip) -> None:
+        rec = self._records[i]
+        rec.state = NodeState.SKIPPED
+        rec.reason = skip.reason
+        self._arrived[i] = None
+        if self.state.bus.active:
+            self.state.ctx.emit("node_skipped", node=self._nodes[i].id, reason=skip.reason)
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def _cancel_and_wait(tasks: dict[asyncio.Task[None], int]) -> None:
+    """Cancel running node tasks and wait for their cleanup to finish."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

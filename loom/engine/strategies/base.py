@@ -1,0 +1,147 @@
+"""The strategy interface: how a node with a given ``execution_mode`` runs.
+
+A strategy is a stateless object chosen per node by its mode. At plan time it
+declares the node's effective output ports, the nodes that wait for its
+decision (control edges) and checks its settings. At run time
+:meth:`Strategy.execute` receives a :class:`~loom.engine.flow.NodeCall` and
+returns a value (or a :class:`~loom.engine.values.Skip`) for each output port;
+strategies that call the function exactly once implement only
+:meth:`Strategy.route`. The flow routes those values; strategies never touch
+the scheduler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from loom.graph import Node
+from loom.registry import PortSpec
+
+if TYPE_CHECKING:
+    from ..flow import NodeCall
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One metadata setting of a mode, as the inspector shows and validation checks it.
+
+    ``kind`` is one of ``int``, ``float``, ``bool``, ``str``, ``choice``, ``node_ids``
+    (a list of node ids), ``node_id``, ``node_id_lists`` (a list of lists of ids),
+    ``object`` or ``list``.
+    """
+
+    name: str
+    kind: str
+    default: Any = None
+    description: str = ""
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_setting(setting: Setting, value: Any, known_ids: Mapping[str, Any]) -> str | None:
+    """A message saying what is wrong with one setting's value, or None."""
+    kind = setting.kind
+    if kind == "int" and not _is_int(value):
+        return f"must be an integer, not {value!r}"
+    if kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        return f"must be a number, not {value!r}"
+    if kind == "bool" and not isinstance(value, bool):
+        return f"must be true or false, not {value!r}"
+    if kind == "str" and not isinstance(value, str):
+        return f"must be a string, not {value!r}"
+    if kind == "choice" and value not in setting.choices:
+        return f"must be one of {', '.join(setting.choices)}, not {value!r}"
+    if kind == "object" and not isinstance(value, dict):
+        return f"must be an object, not {value!r}"
+    if kind == "list" and not isinstance(value, list):
+        return f"must be a list, not {value!r}"
+    if (kind in ("int", "float") and setting.minimum is not None
+            and value < setting.minimum):
+        return f"must be at least {setting.minimum:g}, not {value!r}"
+    if kind == "node_id":
+        return _check_ids([value], known_ids)
+    if kind == "node_ids":
+        if not isinstance(value, list):
+            return f"must be a list of node ids, not {value!r}"
+        return _check_ids(value, known_ids)
+    if kind == "node_id_lists":
+        if not isinstance(value, list) or not all(isinstance(v, list) for v in value):
+            return f"must be a list of lists of node ids, not {value!r}"
+        return _check_ids([i for branch in value for i in branch], known_ids)
+    return None
+
+
+def _check_ids(ids: Sequence[Any], known_ids: Mapping[str, Any]) -> str | None:
+    bad = [i for i in ids if not isinstance(i, str)]
+    if bad:
+        return f"node ids must be strings, not {bad[0]!r}"
+    missing = [i for i in ids if i not in known_ids]
+    if missing:
+        return f"names node(s) that do not exist: {', '.join(map(repr, missing))}"
+    return None
+
+
+class Strategy:
+    """Base strategy: run the function once and route its outputs (sequential)."""
+
+    #: the ``execution_mode`` value this strategy serves
+    mode: ClassVar[str] = ""
+    #: metadata settings of this mode (besides ``execution_mode``)
+    settings: ClassVar[tuple[Setting, ...]] = ()
+    #: True when execute() only calls the function once: a cheap node under this
+    #: mode can then run inline on the loop, without a Task of its own
+    single_call: ClassVar[bool] = True
+
+    def output_ports(self, node: Node, outputs: tuple[PortSpec, ...]) -> tuple[PortSpec, ...]:
+        """The node's output ports under this mode (the spec's, by default)."""
+        return outputs
+
+    def control_edges(self, node: Node) -> dict[str, list[str]]:
+        """Nodes that wait for one of this node's output ports without taking its value.
+
+        Maps a port to node ids: they run if the port carries a value and are
+        skipped if it carries a skip.
+        """
+        return {}
+
+    def validate(self, node: Node, known_ids: Mapping[str, Any]) -> list[str]:
+        """Messages about this node's settings; the default checks them against :attr:`settings`."""
+        problems = []
+        for setting in self.settings:
+            if setting.name in node.metadata and node.metadata[setting.name] is not None:
+                message = _check_setting(setting, node.metadata[setting.name], known_ids)
+                if message:
+                    problems.append(f"metadata.{setting.name} {message}")
+        return problems
+
+    def setting(self, node: Node, name: str) -> Any:
+        """A setting's value on this node, or its default."""
+        value = node.metadata.get(name)
+        if value is None:
+            for setting in self.settings:
+                if setting.name == name:
+                    return setting.default
+        return value
+
+    def route(self, call: NodeCall, result: Any) -> dict[str, Any]:
+        """Turn the function's result into a value or a Skip per output port.
+
+        Strategies that call the function once (``single_call``) override only
+        this; the flow may then call the function inline and route without a
+        coroutine, which is what keeps quick nodes at a few microseconds.
+        """
+        return call.outputs(result)
+
+    async def execute(self, call: NodeCall) -> dict[str, Any]:
+        """Run the node; return a value or a Skip for every output port.
+
+        Strategies that run more than the function once (loops, parallel
+        branches) override this and set ``single_call = False``.
+        """
+        return self.route(call, await call.invoke())

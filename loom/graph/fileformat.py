@@ -1,0 +1,444 @@
+"""The ``.loom`` file format, version 1: the only code that reads or writes it.
+
+Reading is strict and all-or-nothing: a file either becomes a whole :class:`Graph`
+or raises one :class:`LoomFileError` naming the file, the JSON path and what was
+expected. Nothing in a file is ever executed, imported or unpickled.
+
+Writing is canonical (fixed key order, two-space indent, short containers on one
+line) so a one-node change is a small diff and a file Loom wrote loads and saves
+back to the same bytes. Saving is atomic and keeps ``NAME.loom.bak``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import LoomFileError
+from .migrations import MigrationError, MigrationRegistry
+from .model import Connection, Graph, GraphSettings, Node
+
+FORMAT = "loom"
+VERSION = 1
+#: Deeper JSON than this is refused: nothing legitimate nests so far, and every
+#: later walk over property values (copying, previews) stays shallow.
+MAX_DEPTH = 64
+MAX_BYTES = 64 * 1024 * 1024
+#: Containers whose one-line form fits within this width are written on one line.
+LINE_WIDTH = 100
+
+_TOP_KEYS = ("format", "version", "graph", "nodes", "connections", "ui")
+_GRAPH_KEYS = ("name", "settings")
+_SETTINGS_KEYS = ("max_concurrency",)
+_NODE_KEYS = ("id", "type", "type_version", "name", "position", "properties", "metadata")
+_CONN_KEYS = ("from", "to")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class _Invalid(Exception):
+    """Internal: a problem at a JSON path, turned into LoomFileError at the boundary."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(problem)
+        self.path = path
+        self.problem = problem
+
+
+class _DupDict(dict[str, Any]):
+    """A JSON object that had a repeated key; reported with its path after parsing."""
+
+    duplicate: str = ""
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            dup = _DupDict(result)
+            dup.duplicate = key
+            dup.update(pairs)
+            return dup
+        result[key] = value
+    return result
+
+
+def _reject_constant(name: str) -> Any:
+    raise _Invalid("", f"{name} is not allowed (JSON has no NaN or Infinity)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Invalid("", f"number {text} is out of range")
+    return value
+
+
+def _describe(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+             int: "an integer", float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _check_tree(root: Any) -> None:
+    """Reject nesting deeper than MAX_DEPTH and repeated keys, without recursion."""
+    stack: list[tuple[Any, str, int]] = [(root, "$", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            shown = path if len(path) <= 80 else path[:80] + "…"
+            raise _Invalid(shown, f"nesting deeper than {MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            if isinstance(value, _DupDict):
+                raise _Invalid(path, f"key {value.duplicate!r} appears more than once")
+            stack.extend((v, _child(path, k), depth + 1) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value))
+
+
+def _child(path: str, key: str) -> str:
+    return f"{path}.{key}" if key.isidentifier() else f"{path}[{json.dumps(key)}]"
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], path: str, what: str) -> Any:
+    ok = isinstance(value, kind) and not (isinstance(value, bool) and bool not in _as_tuple(kind))
+    if not ok:
+        raise _Invalid(path, f"expected {what}, found {_describe(value)}")
+    return value
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _extras(obj: dict[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k not in known}
+
+
+def _non_empty_str(value: Any, path: str, what: str) -> str:
+    _expect(value, str, path, what)
+    if not value:
+        raise _Invalid(path, f"expected {what}, found an empty string")
+    return str(value)
+
+
+def _parse_settings(obj: Any, path: str) -> GraphSettings:
+    _expect(obj, dict, path, "an object of graph settings")
+    settings = GraphSettings(extra=_extras(obj, _SETTINGS_KEYS))
+    if "max_concurrency" in obj:
+        value = _expect(obj["max_concurrency"], int, f"{path}.max_concurrency", "an integer")
+        if value < 1:
+            raise _Invalid(f"{path}.max_concurrency", f"expected an integer >= 1, found {value}")
+        settings.max_concurrency = value
+    return settings
+
+
+def _parse_node(obj: Any, path: str) -> Node:
+    _expect(obj, dict, path, "a node object")
+    for key in ("id", "type"):
+        if key not in obj:
+            raise _Invalid(path, f"node has no {key!r}")
+    node = Node(
+        id=_non_empty_str(obj["id"], f"{path}.id", "a node id string"),
+        type=_non_empty_str(obj["type"], f"{path}.type", "a node type string"),
+        name=_expect(obj.get("name", ""), str, f"{path}.name", "a string"),
+        properties=_expect(obj.get("properties", {}), dict, f"{path}.properties", "an object"),
+        metadata=_expect(obj.get("metadata", {}), dict, f"{path}.metadata", "an object"),
+        extra=_extras(obj, _NODE_KEYS),
+    )
+    if "position" in obj:
+        pos = _expect(obj["position"], list, f"{path}.position", "an array [x, y]")
+        if len(pos) != 2:
+            raise _Invalid(f"{path}.position", f"expected an array [x, y], found {len(pos)} items")
+        xy = [_expect(v, (int, float), f"{path}.position[{i}]", "a number")
+              for i, v in enumerate(pos)]
+        node.position = (float(xy[0]), float(xy[1]))
+    if "type_version" in obj:
+        version = _expect(obj["type_version"], int, f"{path}.type_version", "an integer")
+        if version < 1:
+            raise _Invalid(f"{path}.type_version", f"expected an integer >= 1, found {version}")
+        node.type_version = version
+    mode = node.metadata.get("execution_mode")
+    if mode is not None:
+        _non_empty_str(mode, f"{path}.metadata.execution_mode", "an execution mode string")
+    return node
+
+
+def _parse_endpoint(value: Any, path: str, nodes: dict[str, Node]) -> tuple[str, str]:
+    _expect(value, list, path, "an array [node id, port name]")
+    if len(value) != 2:
+        raise _Invalid(path, f"expected an array [node id, port name], found {len(value)} items")
+    node_id = _non_empty_str(value[0], f"{path}[0]", "a node id string")
+    port = _non_empty_str(value[1], f"{path}[1]", "a port name string")
+    if node_id not in nodes:
+        raise _Invalid(f"{path}[0]", f"no node with id {node_id!r} in this file")
+    return node_id, port
+
+
+def _parse_connection(obj: Any, path: str, nodes: dict[str, Node]) -> Connection:
+    _expect(obj, dict, path, 'a connection object {"from": [...], "to": [...]}')
+    for key in _CONN_KEYS:
+        if key not in obj:
+            raise _Invalid(path, f"connection has no {key!r}")
+    src = _parse_endpoint(obj["from"], f"{path}.from", nodes)
+    dst = _parse_endpoint(obj["to"], f"{path}.to", nodes)
+    return Connection(src[0], src[1], dst[0], dst[1], extra=_extras(obj, _CONN_KEYS))
+
+
+def _parse_document(doc: Any) -> Graph:
+    _expect(doc, dict, "$", "a JSON object")
+    if doc.get("format") != FORMAT:
+        raise _Invalid("$.format", f'expected "{FORMAT}", found {json.dumps(doc.get("format"))}')
+    version = doc.get("version")
+    _expect(version, int, "$.version", "an integer format version")
+    if version != VERSION:
+        newer = " (written by a newer Loom)" if version > VERSION else ""
+        raise _Invalid("$.version", f"version {version} is not supported{newer}; "
+                                    f"this Loom reads version {VERSION}")
+    graph = Graph(extra=_extras(doc, _TOP_KEYS))
+    meta = _expect(doc.get("graph", {}), dict, "$.graph", "an object")
+    graph.name = _expect(meta.get("name", ""), str, "$.graph.name", "a string")
+    graph.settings = _parse_settings(meta.get("settings", {}), "$.graph.settings")
+    graph.graph_extra = _extras(meta, _GRAPH_KEYS)
+    graph.ui = _expect(doc.get("ui", {}), dict, "$.ui", "an object")
+
+    first_seen: dict[str, int] = {}
+    for i, raw in enumerate(_expect(doc.get("nodes", []), list, "$.nodes", "an array of nodes")):
+        node = _parse_node(raw, f"$.nodes[{i}]")
+        if node.id in first_seen:
+            raise _Invalid(f"$.nodes[{i}].id", f"duplicate node id {node.id!r} "
+                                               f"(first used at $.nodes[{first_seen[node.id]}])")
+        first_seen[node.id] = i
+        graph.nodes[node.id] = node
+
+    seen: dict[tuple[str, str, str, str], int] = {}
+    raw_conns = _expect(doc.get("connections", []), list, "$.connections", "an array")
+    for i, raw in enumerate(raw_conns):
+        conn = _parse_connection(raw, f"$.connections[{i}]", graph.nodes)
+        if conn.key in seen:
+            raise _Invalid(f"$.connections[{i}]", "duplicate of connection "
+                                                  f"$.connections[{seen[conn.key]}]")
+        seen[conn.key] = i
+        graph.connections.append(conn)
+    return graph
+
+
+def loads_graph(data: str | bytes, source: str = "<string>", *,
+                migrations: MigrationRegistry | None = None) -> Graph:
+    """Parse ``.loom`` text. ``source`` names it in errors.
+
+    With ``migrations``, nodes saved by older versions of their type are upgraded.
+    """
+    if isinstance(data, bytes):
+        if len(data) > MAX_BYTES:
+            raise LoomFileError(source, "", f"file is larger than {MAX_BYTES} bytes")
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise LoomFileError(source, "", f"not UTF-8 text (byte {exc.start})") from None
+    else:
+        text = data
+    try:
+        doc = json.loads(text, object_pairs_hook=_pairs, parse_constant=_reject_constant,
+                         parse_float=_finite_float)
+        _check_tree(doc)
+        graph = _parse_document(doc)
+    except _Invalid as exc:
+        raise LoomFileError(source, exc.path, exc.problem) from None
+    except json.JSONDecodeError as exc:
+        raise LoomFileError(source, "", f"invalid JSON at line {exc.lineno} column {exc.colno}: "
+                                        f"{exc.msg}") from None
+    except RecursionError:
+        raise LoomFileError(source, "", f"nesting deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # e.g. an integer literal with too many digits
+        raise LoomFileError(source, "", f"invalid JSON: {exc}") from None
+    if migrations is not None:
+        _upgrade(graph, migrations, source)
+    return graph
+
+
+def _upgrade(graph: Graph, migrations: MigrationRegistry, source: str) -> None:
+    for i, node in enumerate(graph):
+        try:
+            migrations.upgrade(node)
+        except MigrationError as exc:
+            raise LoomFileError(source, f"$.nodes[{i}]", str(exc)) from exc
+
+
+def load_graph(path: str | os.PathLike[str], *,
+               migrations: MigrationRegistry | None = None) -> Graph:
+    """Read a ``.loom`` file; raises :class:`LoomFileError` and nothing else."""
+    name = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise LoomFileError(name, "", f"cannot read: {exc.strerror or exc}") from None
+    return loads_graph(data, name, migrations=migrations)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _check_value(value: Any, path: str, depth: int = 0) -> None:
+    """Only plain, finite JSON may go into a file; say where anything else is."""
+    if depth > MAX_DEPTH:
+        raise _Invalid(path, f"nesting deeper than {MAX_DEPTH} levels")
+    if value is None or isinstance(value, (str, bool, int)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _Invalid(path, f"{value} cannot be saved (JSON has no NaN or Infinity)")
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise _Invalid(path, f"object key {k!r} is not a string")
+            _check_value(v, _child(path, k), depth + 1)
+        return
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_value(v, f"{path}[{i}]", depth + 1)
+        return
+    raise _Invalid(path, f"a value of type {type(value).__name__} cannot be saved as JSON")
+
+
+def _scalar(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _one_line(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(", ", ": "))
+
+
+def _format(value: Any, indent: int, prefix_len: int, inline: bool = True) -> str:
+    if not isinstance(value, (dict, list, tuple)):
+        return _scalar(value)
+    if not value:
+        return "{}" if isinstance(value, dict) else "[]"
+    if inline:
+        flat = _one_line(value)
+        if indent + prefix_len + len(flat) <= LINE_WIDTH:
+            return flat
+    pad = "  " * (indent + 1)
+    if isinstance(value, dict):
+        items = [f"{pad}{_scalar(k)}: {_format(v, indent + 1, len(k) + 4)}"
+                 for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + "  " * indent + "}"
+    items = [pad + _format(v, indent + 1, 0) for v in value]
+    return "[\n" + ",\n".join(items) + "\n" + "  " * indent + "]"
+
+
+def _node_document(node: Node) -> dict[str, Any]:
+    doc: dict[str, Any] = {"id": node.id, "type": node.type}
+    if node.type_version is not None:
+        doc["type_version"] = node.type_version
+    doc.update(name=node.name, position=[float(node.position[0]), float(node.position[1])],
+               properties=node.properties, metadata=node.metadata)
+    doc.update(node.extra)
+    return doc
+
+
+def graph_document(graph: Graph) -> dict[str, Any]:
+    """The graph as the plain JSON object a ``.loom`` file holds (key order included)."""
+    settings = {"max_concurrency": graph.settings.max_concurrency, **graph.settings.extra}
+    doc: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "graph": {"name": graph.name, "settings": settings, **graph.graph_extra},
+        "nodes": [_node_document(n) for n in graph],
+        "connections": [{"from": [c.src_node, c.src_port], "to": [c.dst_node, c.dst_port],
+                         **c.extra} for c in graph.connections],
+        "ui": graph.ui,
+    }
+    doc.update(graph.extra)
+    return doc
+
+
+def dumps_graph(graph: Graph, source: str = "<graph>") -> str:
+    """The canonical ``.loom`` text of a graph (ends with a newline)."""
+    doc = graph_document(graph)
+    try:
+        _check_value(doc, "$")
+    except _Invalid as exc:
+        raise LoomFileError(source, exc.path, exc.problem) from None
+    lines = []
+    for key, value in doc.items():
+        # The node list is always one node per block: nodes are what diffs are about.
+        if key == "nodes" and value:
+            body = ",\n".join("    " + _format(n, 2, 0, inline=False) for n in value)
+            text = "[\n" + body + "\n  ]"
+        else:
+            text = _format(value, 1, len(key) + 4)
+        lines.append(f"  {_scalar(key)}: {text}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def save_graph(graph: Graph, path: str | os.PathLike[str], *, backup: bool = True) -> None:
+    """Write a graph atomically, keeping the previous file as ``NAME.loom.bak``.
+
+    The text goes to a temporary file beside the target, is flushed and fsynced,
+    then renamed over the target, so a crash leaves either the old or the new
+    file, never half of one. A symlink is followed, not replaced.
+    """
+    name = os.fspath(path)
+    data = dumps_graph(graph, name).encode("utf-8")
+    target = Path(os.path.realpath(name))
+    _atomic_write(target, data, name, backup)
+
+
+def _atomic_write(target: Path, data: bytes, name: str, backup: bool) -> None:
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if target.exists():
+            os.chmod(tmp, target.stat().st_mode & 0o7777)
+            if backup:
+                _replace_with_copy(target, target.with_name(target.name + ".bak"))
+        os.replace(tmp, target)
+        tmp = None
+        _fsync_dir(target.parent)
+    except OSError as exc:
+        raise LoomFileError(name, "", f"cannot save: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:
+            _remove_quietly(tmp)
+
+
+def _replace_with_copy(src: Path, dst: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except OSError:
+        _remove_quietly(tmp)
+        raise
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable on POSIX; Windows cannot open directories.
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+

@@ -1,0 +1,83 @@
+"""Control nodes: if, switch, merge and the Python code node.
+
+Their ids and ports are stable (DESIGN.md, "built-in control nodes"): graphs and
+docs rely on them. They are written with the public ``@node`` API only.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import linecache
+from collections.abc import Callable
+from typing import Any
+
+from loom import Branch, node
+
+
+@node(id="control.if", category="Control", outputs=["true", "false"], mode="conditional",
+      cheap=True)
+def if_(value: Any = None, condition: Any = None) -> Branch:
+    """Send ``value`` out of ``true`` or ``false``.
+
+    The decision is the truthiness of ``condition``, or of ``value`` itself when
+    ``condition`` is left empty. The port not taken carries nothing, so the
+    nodes after it are skipped.
+    """
+    return Branch(value if condition is None else condition, value)
+
+
+@node(id="control.switch", category="Control", outputs=[], mode="switch", cheap=True,
+      metadata={"cases": [{"values": [], "port": "case_0"}], "default": "default"})
+def switch(value: Any) -> Any:
+    """Send ``value`` out of the port of the first case listing it, else ``default``.
+
+    Cases live in the node's metadata: ``[{"values": [1, 2], "port": "small"}, ...]``.
+    """
+    return value
+
+
+@node(id="control.merge", category="Control", join="first", params=["inputs"],
+      dynamic_inputs="inputs", cheap=True)
+def merge(inputs: str = "a, b", **values: Any) -> Any:
+    """Pass on the first value that arrives on any input (joins if/else branches).
+
+    ``inputs`` lists the input ports. The others may be skipped; the merge is
+    skipped only when all of them are.
+    """
+    return next(iter(values.values()), None)
+
+
+@node(id="control.code", category="Control", params=["code", "inputs", "outputs"],
+      dynamic_inputs="inputs", dynamic_outputs="outputs")
+def code(ctx: Any, code: str = "return value", inputs: str = "value", outputs: str = "out",
+         **values: Any) -> Any:
+    """Run Python: the ``code`` property is the body of a function.
+
+    The inputs (named in ``inputs``) are its parameters, and ``ctx`` is the run
+    context. ``return`` gives the output; with several ``outputs``, return a
+    tuple in that order or a dict by name. Errors point at the line of this code.
+    The code is not sandboxed: it can do whatever Python can.
+    """
+    func = _compile(code, tuple(values), f"<code node {ctx.node_id}>")
+    return func(ctx=ctx, **values)
+
+
+@functools.lru_cache(maxsize=256)
+def _compile(source: str, params: tuple[str, ...], filename: str) -> Callable[..., Any]:
+    # The source becomes the body of `def __code__(<inputs>, *, ctx)`, built from
+    # the AST so line numbers in tracebacks are the user's own; registering it in
+    # linecache lets tracebacks print the offending line.
+    module = ast.parse(source or "pass", filename=filename)
+    args = ast.arguments(posonlyargs=[], args=[ast.arg(p) for p in params], vararg=None,
+                         kwonlyargs=[ast.arg("ctx")], kw_defaults=[None], kwarg=None,
+                         defaults=[])
+    func = ast.FunctionDef(name="__code__", args=args, body=module.body or [ast.Pass()],
+                           decorator_list=[], returns=None, type_comment=None,
+                           lineno=1, col_offset=0)
+    tree = ast.fix_missing_locations(ast.Module(body=[func], type_ignores=[]))
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace: dict[str, Any] = {}
+    exec(compile(tree, filename, "exec"), namespace)  # running it is this node's purpose
+    result: Callable[..., Any] = namespace["__code__"]
+    return result
