@@ -59,6 +59,7 @@ def code(ctx: Any, code: str = "return value", inputs: str = "value", outputs: s
     tuple in that order or a dict by name. Errors point at the line of this code.
     The code is not sandboxed: it can do whatever Python can.
     """
+    __tracebackhide__ = True  # errors should point at the user's code, not this wrapper
     func = _compile(code, tuple(values), f"<code node {ctx.node_id}>")
     return func(ctx=ctx, **values)
 

@@ -38,12 +38,14 @@ class RunContext:
 
     def event(self, type_: str, **fields: Any) -> Event:
         """Build an event dict stamped with the run id and time."""
-        return {"type": type_, "run": self.run_id, "t": round(self.elapsed(), 6), **fields}
+        return {"type": type_, "run": self.run_id, "t": time.perf_counter() - self.started,
+                **fields}
 
     def emit(self, type_: str, **fields: Any) -> None:
-        """Publish an event if anyone listens."""
+        """Publish an event if anyone listens (safe from worker threads)."""
         if self.bus.active:
-            self.bus.publish(self.event(type_, **fields))
+            self.bus.publish({"type": type_, "run": self.run_id,
+                              "t": time.perf_counter() - self.started, **fields})
 
 
 class NodeContext:

@@ -20,7 +20,7 @@ import asyncio
 import copy
 import heapq
 import time
-from collections.abc import Awaitable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from typing import Any
 
 from .context import RunContext, StopRequested
@@ -38,6 +38,9 @@ YIELD_INTERVAL = 0.005
 _CHECK_EVERY = 64
 
 _MISSING: Any = object()
+# Enum members are descriptors on 3.11 (~0.1 µs a look-up); the hot path reads these.
+_QUEUED, _RUNNING, _DONE = NodeState.QUEUED, NodeState.RUNNING, NodeState.DONE
+_FAILED, _SKIPPED, _STOPPED = NodeState.FAILED, NodeState.SKIPPED, NodeState.STOPPED
 
 
 class _Done:
@@ -48,7 +51,7 @@ class _Done:
         yield
 
 
-_DONE = _Done()
+_COMPLETE = _Done()
 
 
 class RunState:
@@ -148,6 +151,9 @@ class Flow:
         self.limit = max(1, limit)
         nodes = run.plan.nodes
         self._nodes = nodes
+        self._edge_port = run.plan.edge_port
+        self._edge_dst = run.plan.edge_dst
+        self._edge_dst_port = run.plan.edge_dst_port
         self._records = run.records
         self._members = members = list(members)
         self._is_member = bytearray(len(nodes))
@@ -175,11 +181,16 @@ class Flow:
 
     async def _run_serial(self) -> None:
         ready, nodes, pop, clock = self._ready, self._nodes, heapq.heappop, time.perf_counter
+        bus = self.state.bus
         since_check, last_yield = 0, clock()
         while ready:
             i = pop(ready)
-            if nodes[i].inline:
-                self._execute_inline(i)
+            planned = nodes[i]
+            if planned.inline:
+                if planned.direct is not None and not planned.mutable_defaults and not bus.active:
+                    self._run_direct(i, planned, planned.direct)
+                else:
+                    self._execute_inline(i)
                 since_check += 1
                 if since_check >= _CHECK_EVERY:  # see _checkpoint; inlined on the hot path
                     since_check = 0
@@ -221,7 +232,7 @@ class Flow:
             if now - self._last_yield > YIELD_INTERVAL:
                 self._last_yield = now
                 return asyncio.sleep(0)
-        return _DONE
+        return _COMPLETE
 
     # ------------------------------------------------------------------ one node
     def _begin(self, i: int) -> tuple[PlannedNode, dict[str, Any], float]:
@@ -234,7 +245,7 @@ class Flow:
         for key in planned.mutable_defaults:
             if kwargs.get(key) is planned.defaults[key]:
                 kwargs[key] = copy.deepcopy(kwargs[key])
-        rec.state = NodeState.RUNNING
+        rec.state = _RUNNING
         rec.inputs = kwargs
         rec.attempts += 1
         started = time.perf_counter()
@@ -264,10 +275,46 @@ class Flow:
             self._succeed(i, outputs, started)
             return
         rec = self._records[i]  # _succeed, minus what a plain result cannot need
-        rec.state = NodeState.DONE
+        rec.state = _DONE
         rec.duration_ms = (time.perf_counter() - started) * 1000.0
         rec.outputs = outputs
         self._route(i, outputs)
+
+    def _run_direct(self, i: int, planned: PlannedNode,
+                    direct: tuple[Callable[..., Any], str]) -> None:
+        """The hot path: :meth:`_execute_inline` for a plain node while nobody listens.
+
+        Same effect for nodes with ``planned.direct``, no list/dict defaults and no
+        bus subscriber, folded into one frame: on a graph of 10,000 small nodes
+        every call saved here is saved 10,000 times.
+        """
+        rec = self._records[i]
+        kwargs = self._arrived[i]
+        if kwargs is None:
+            kwargs = dict(planned.defaults)
+        else:
+            self._arrived[i] = None
+        rec.state = _RUNNING
+        rec.inputs = kwargs
+        rec.attempts += 1
+        started = time.perf_counter()
+        rec.started = started - self.state.ctx.started
+        func, port = direct
+        try:
+            value = func(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - a node's failure is data, never the engine's crash
+            self._fail(i, exc, started)
+            return
+        rec.state = _DONE
+        rec.duration_ms = (time.perf_counter() - started) * 1000.0
+        rec.outputs = {port: value}
+        # Plain routing has one value port and no control edges: every wire carries value.
+        if planned.edge_hi > planned.edge_lo:
+            dsts, dst_ports = self._edge_dst, self._edge_dst_port
+            for e in range(planned.edge_lo, planned.edge_hi):
+                skip = self._deliver(dsts[e], dst_ports[e], value)
+                if skip is not None:
+                    self._skip_downstream(dsts[e], skip, mark=True)
 
     async def _execute(self, i: int) -> None:
         planned, kwargs, started = self._begin(i)
@@ -287,7 +334,7 @@ class Flow:
 
     def _succeed(self, i: int, outputs: dict[str, Any], started: float) -> None:
         rec, ctx = self._records[i], self.state.ctx
-        rec.state = NodeState.DONE
+        rec.state = _DONE
         rec.duration_ms = (time.perf_counter() - started) * 1000.0
         clean = outputs
         for value in outputs.values():
@@ -302,7 +349,7 @@ class Flow:
 
     def _stopped(self, i: int, started: float) -> None:
         rec = self._records[i]
-        rec.state = NodeState.STOPPED
+        rec.state = _STOPPED
         rec.duration_ms = (time.perf_counter() - started) * 1000.0
         rec.reason = "run stopped"
         self.state.ctx.emit("node_stopped", node=self._nodes[i].id, reason=rec.reason)
@@ -313,7 +360,7 @@ class Flow:
             self._stopped(i, started)
             self._skip_downstream(i, Skip("run stopped", planned.id))
             return
-        rec.state = NodeState.FAILED
+        rec.state = _FAILED
         rec.duration_ms = (time.perf_counter() - started) * 1000.0
         rec.error, rec.traceback = format_error(exc)
         self.state.failed.append(i)
@@ -323,7 +370,7 @@ class Flow:
 
     # ------------------------------------------------------------------ routing
     def _queue(self, i: int) -> None:
-        self._records[i].state = NodeState.QUEUED
+        self._records[i].state = _QUEUED
         heapq.heappush(self._ready, i)
         if self.state.bus.active:
             self.state.ctx.emit("node_queued", node=self._nodes[i].id)
@@ -331,30 +378,30 @@ class Flow:
     def _route(self, i: int, outputs: dict[str, Any]) -> None:
         """Deliver a node's outputs along its wires."""
         planned = self._nodes[i]
-        for port, targets in planned.fanout.items():
-            value = outputs.get(port, _MISSING)
+        ports, dsts, dst_ports = self._edge_port, self._edge_dst, self._edge_dst_port
+        for e in range(planned.edge_lo, planned.edge_hi):
+            value = outputs.get(ports[e], _MISSING)
             if value is _MISSING:
-                value = Skip(f"{planned.label} gave no value on {port!r}", planned.id)
-            for dst, dst_port in targets:
-                skip = self._deliver(dst, dst_port, value)
-                if skip is not None:
-                    self._skip_downstream(dst, skip, mark=True)
+                value = Skip(f"{planned.label} gave no value on {ports[e]!r}", planned.id)
+            skip = self._deliver(dsts[e], dst_ports[e], value)
+            if skip is not None:
+                self._skip_downstream(dsts[e], skip, mark=True)
 
     def _skip_downstream(self, i: int, skip: Skip, mark: bool = False) -> None:
         """Skip everything that now cannot run because ``i`` passes on ``skip``.
 
         A work list rather than recursion, so a skip can cross any number of nodes.
         """
+        dsts, dst_ports = self._edge_dst, self._edge_dst_port
         work = [(i, skip, mark)]
         while work:
             j, reason, mark_j = work.pop()
             if mark_j:
                 self._mark_skipped(j, reason)
-            for targets in self._nodes[j].fanout.values():
-                for dst, dst_port in targets:
-                    next_skip = self._deliver(dst, dst_port, reason)
-                    if next_skip is not None:
-                        work.append((dst, next_skip, True))
+            for e in range(self._nodes[j].edge_lo, self._nodes[j].edge_hi):
+                next_skip = self._deliver(dsts[e], dst_ports[e], reason)
+                if next_skip is not None:
+                    work.append((dsts[e], next_skip, True))
 
     def _deliver(self, dst: int, dst_port: str | None, value: Any) -> Skip | None:
         """Hand one value to one input; returns a Skip if that makes the node skipped."""
@@ -387,7 +434,7 @@ class Flow:
 
     def _mark_skipped(self, i: int, skip: Skip) -> None:
         rec = self._records[i]
-        rec.state = NodeState.SKIPPED
+        rec.state = _SKIPPED
         rec.reason = skip.reason
         self._arrived[i] = None
         if self.state.bus.active:

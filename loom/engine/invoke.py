@@ -13,6 +13,7 @@ import concurrent.futures
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from .context import NodeContext
@@ -83,21 +84,27 @@ def _drain(func: Callable[..., Any], kwargs: dict[str, Any], run: RunState,
 
 
 def format_error(exc: BaseException) -> tuple[str, str]:
-    """``("Type: message", traceback)`` with the engine's own frames left out.
+    """``("Type: message", traceback)`` showing only the user's code.
 
-    What remains is the user's code: the node function, or the code node's
-    source lines (registered under a ``<code node …>`` file name).
+    Frames of the engine, asyncio and the thread pool are left out, and so are
+    frames of functions that set ``__tracebackhide__ = True`` (the pytest
+    convention; the code node uses it so its source lines come first).
     """
-    te = traceback.TracebackException.from_exception(exc, capture_locals=False)
-    _trim(te)
+    te = traceback.TracebackException.from_exception(exc)
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    part: traceback.TracebackException | None = te
+    while current is not None and part is not None and id(current) not in seen:
+        seen.add(id(current))
+        frames = [(f, n) for f, n in traceback.walk_tb(current.__traceback__) if _shown(f)]
+        if frames:
+            part.stack = traceback.StackSummary.extract(frames)
+        current, part = ((current.__cause__, part.__cause__) if current.__cause__ is not None
+                         else (current.__context__, part.__context__))
     message = "".join(te.format_exception_only()).strip()
     return message, "".join(te.format())
 
 
-def _trim(te: traceback.TracebackException) -> None:
-    seen = set()
-    while te is not None and id(te) not in seen:
-        seen.add(id(te))
-        frames = [f for f in te.stack if not f.filename.startswith(_PLUMBING)]
-        te.stack = traceback.StackSummary.from_list(frames or list(te.stack))
-        te = te.__cause__ or te.__context__  # type: ignore[assignment]
+def _shown(frame: FrameType) -> bool:
+    return (not frame.f_code.co_filename.startswith(_PLUMBING)
+            and not frame.f_locals.get("__tracebackhide__", False))

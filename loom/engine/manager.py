@@ -25,6 +25,8 @@ from .result import NodeRecord, RunResult
 from .states import NodeState, RunStatus
 from .strategies import Strategy
 
+_UNFINISHED = frozenset({NodeState.PENDING, NodeState.QUEUED, NodeState.RUNNING})
+
 
 class ExecutionManager:
     """Run a graph with the node types of a registry.
@@ -126,7 +128,7 @@ class ExecutionManager:
         stopped = status is RunStatus.STOPPED
         abandoned = await state.close_executors(self.stop_grace if stopped else 0.0)
         for node_id, rec in self.records.items():
-            if not rec.state.finished:
+            if rec.state in _UNFINISHED:
                 rec.state = NodeState.SKIPPED
                 rec.reason = "run stopped"
                 ctx.emit("node_skipped", node=node_id, reason=rec.reason)

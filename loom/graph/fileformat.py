@@ -15,8 +15,9 @@ import contextlib
 import json
 import math
 import os
+import re
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -70,15 +71,16 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _reject_constant(name: str) -> Any:
-    raise _Invalid("", f"{name} is not allowed (JSON has no NaN or Infinity)")
+class _NonFinite:
+    """Stands in for NaN / Infinity / 1e999 while parsing, so the error can name its path."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
 
 
-def _finite_float(text: str) -> float:
+def _finite_float(text: str) -> float | _NonFinite:
     value = float(text)
-    if not math.isfinite(value):
-        raise _Invalid("", f"number {text} is out of range")
-    return value
+    return value if math.isfinite(value) else _NonFinite(text)
 
 
 def _describe(value: Any) -> str:
@@ -87,8 +89,16 @@ def _describe(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _check_tree(root: Any) -> None:
-    """Reject nesting deeper than MAX_DEPTH and repeated keys, without recursion."""
+    """Reject what JSON allowed but a file must not hold, naming its path.
+
+    Deeper nesting than MAX_DEPTH, repeated keys, NaN/Infinity and numbers out of
+    range, and lone surrogates (text that cannot be written back as UTF-8).
+    Iterative, so no nesting can exhaust the stack.
+    """
     stack: list[tuple[Any, str, int]] = [(root, "$", 0)]
     while stack:
         value, path, depth = stack.pop()
@@ -98,9 +108,17 @@ def _check_tree(root: Any) -> None:
         if isinstance(value, dict):
             if isinstance(value, _DupDict):
                 raise _Invalid(path, f"key {value.duplicate!r} appears more than once")
-            stack.extend((v, _child(path, k), depth + 1) for k, v in value.items())
+            for key, item in value.items():
+                if _SURROGATE.search(key):
+                    raise _Invalid(path, f"key {key!r} is not valid Unicode text")
+                stack.append((item, _child(path, key), depth + 1))
         elif isinstance(value, list):
             stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value))
+        elif isinstance(value, _NonFinite):
+            raise _Invalid(path, f"{value.text} is not a finite number (JSON has no NaN "
+                                 "or Infinity)")
+        elif isinstance(value, str) and _SURROGATE.search(value):
+            raise _Invalid(path, "text holds a lone surrogate, which is not valid Unicode")
 
 
 def _child(path: str, key: str) -> str:
@@ -157,9 +175,8 @@ def _parse_node(obj: Any, path: str) -> Node:
         pos = _expect(obj["position"], list, f"{path}.position", "an array [x, y]")
         if len(pos) != 2:
             raise _Invalid(f"{path}.position", f"expected an array [x, y], found {len(pos)} items")
-        xy = [_expect(v, (int, float), f"{path}.position[{i}]", "a number")
-              for i, v in enumerate(pos)]
-        node.position = (float(xy[0]), float(xy[1]))
+        node.position = (_coordinate(pos[0], f"{path}.position[0]"),
+                         _coordinate(pos[1], f"{path}.position[1]"))
     if "type_version" in obj:
         version = _expect(obj["type_version"], int, f"{path}.type_version", "an integer")
         if version < 1:
@@ -169,6 +186,17 @@ def _parse_node(obj: Any, path: str) -> Node:
     if mode is not None:
         _non_empty_str(mode, f"{path}.metadata.execution_mode", "an execution mode string")
     return node
+
+
+def _coordinate(value: Any, path: str) -> float:
+    _expect(value, (int, float), path, "a number")
+    try:
+        result = float(value)
+    except OverflowError:
+        result = math.inf
+    if not math.isfinite(result):
+        raise _Invalid(path, f"expected a finite number, found {str(value)[:20]}…")
+    return result
 
 
 def _parse_endpoint(value: Any, path: str, nodes: dict[str, Node]) -> tuple[str, str]:
@@ -218,15 +246,11 @@ def _parse_document(doc: Any) -> Graph:
         first_seen[node.id] = i
         graph.nodes[node.id] = node
 
-    seen: dict[tuple[str, str, str, str], int] = {}
+    # A wire repeated, or a second wire into one input, is a wiring problem that
+    # validation reports by node and port; the file itself still loads whole.
     raw_conns = _expect(doc.get("connections", []), list, "$.connections", "an array")
     for i, raw in enumerate(raw_conns):
-        conn = _parse_connection(raw, f"$.connections[{i}]", graph.nodes)
-        if conn.key in seen:
-            raise _Invalid(f"$.connections[{i}]", "duplicate of connection "
-                                                  f"$.connections[{seen[conn.key]}]")
-        seen[conn.key] = i
-        graph.connections.append(conn)
+        graph.connections.append(_parse_connection(raw, f"$.connections[{i}]", graph.nodes))
     return graph
 
 
@@ -246,7 +270,7 @@ def loads_graph(data: str | bytes, source: str = "<string>", *,
     else:
         text = data
     try:
-        doc = json.loads(text, object_pairs_hook=_pairs, parse_constant=_reject_constant,
+        doc = json.loads(text, object_pairs_hook=_pairs, parse_constant=_NonFinite,
                          parse_float=_finite_float)
         _check_tree(doc)
         graph = _parse_document(doc)
@@ -291,7 +315,15 @@ def _check_value(value: Any, path: str, depth: int = 0) -> None:
     """Only plain, finite JSON may go into a file; say where anything else is."""
     if depth > MAX_DEPTH:
         raise _Invalid(path, f"nesting deeper than {MAX_DEPTH} levels")
-    if value is None or isinstance(value, (str, bool, int)):
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        if _SURROGATE.search(value):
+            raise _Invalid(path, "text holds a lone surrogate, which is not valid Unicode")
+        return
+    if isinstance(value, int):
+        if value.bit_length() > _MAX_INT_BITS:
+            raise _Invalid(path, "integer too large to save (over 4300 digits)")
         return
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -299,8 +331,8 @@ def _check_value(value: Any, path: str, depth: int = 0) -> None:
         return
     if isinstance(value, dict):
         for k, v in value.items():
-            if not isinstance(k, str):
-                raise _Invalid(path, f"object key {k!r} is not a string")
+            if not isinstance(k, str) or _SURROGATE.search(k):
+                raise _Invalid(path, f"object key {k!r} is not a string of valid Unicode")
             _check_value(v, _child(path, k), depth + 1)
         return
     if isinstance(value, (list, tuple)):
@@ -308,6 +340,10 @@ def _check_value(value: Any, path: str, depth: int = 0) -> None:
             _check_value(v, f"{path}[{i}]", depth + 1)
         return
     raise _Invalid(path, f"a value of type {type(value).__name__} cannot be saved as JSON")
+
+
+#: Python refuses to print (and JSON to read back) integers over 4300 digits.
+_MAX_INT_BITS = 14_000
 
 
 def _scalar(value: Any) -> str:
@@ -325,7 +361,7 @@ def _format(value: Any, indent: int, prefix_len: int, inline: bool = True) -> st
         return "{}" if isinstance(value, dict) else "[]"
     if inline:
         flat = _one_line(value)
-        if indent + prefix_len + len(flat) <= LINE_WIDTH:
+        if 2 * indent + prefix_len + len(flat) <= LINE_WIDTH:
             return flat
     pad = "  " * (indent + 1)
     if isinstance(value, dict):
@@ -342,24 +378,31 @@ def _node_document(node: Node) -> dict[str, Any]:
         doc["type_version"] = node.type_version
     doc.update(name=node.name, position=[float(node.position[0]), float(node.position[1])],
                properties=node.properties, metadata=node.metadata)
-    doc.update(node.extra)
+    return _with_extra(doc, node.extra)
+
+
+def _with_extra(doc: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    # Unknown keys follow the known ones and never replace them.
+    for key, value in extra.items():
+        doc.setdefault(key, value)
     return doc
 
 
 def graph_document(graph: Graph) -> dict[str, Any]:
     """The graph as the plain JSON object a ``.loom`` file holds (key order included)."""
-    settings = {"max_concurrency": graph.settings.max_concurrency, **graph.settings.extra}
+    settings = _with_extra({"max_concurrency": graph.settings.max_concurrency},
+                           graph.settings.extra)
     doc: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
-        "graph": {"name": graph.name, "settings": settings, **graph.graph_extra},
+        "graph": _with_extra({"name": graph.name, "settings": settings}, graph.graph_extra),
         "nodes": [_node_document(n) for n in graph],
-        "connections": [{"from": [c.src_node, c.src_port], "to": [c.dst_node, c.dst_port],
-                         **c.extra} for c in graph.connections],
+        "connections": [_with_extra({"from": [c.src_node, c.src_port],
+                                     "to": [c.dst_node, c.dst_port]}, c.extra)
+                        for c in graph.connections],
         "ui": graph.ui,
     }
-    doc.update(graph.extra)
-    return doc
+    return _with_extra(doc, graph.extra)
 
 
 def dumps_graph(graph: Graph, source: str = "<graph>") -> str:
@@ -367,6 +410,8 @@ def dumps_graph(graph: Graph, source: str = "<graph>") -> str:
     doc = graph_document(graph)
     try:
         _check_value(doc, "$")
+        # What save writes, load must accept: check the document with the loader itself.
+        _parse_document(doc)
     except _Invalid as exc:
         raise LoomFileError(source, exc.path, exc.problem) from None
     lines = []
@@ -397,7 +442,7 @@ def save_graph(graph: Graph, path: str | os.PathLike[str], *, backup: bool = Tru
 def _atomic_write(target: Path, data: bytes, name: str, backup: bool) -> None:
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, tmp = _create_temp(target)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -416,11 +461,26 @@ def _atomic_write(target: Path, data: bytes, name: str, backup: bool) -> None:
             _remove_quietly(tmp)
 
 
+def _create_temp(beside: Path) -> tuple[int, str]:
+    """A new file next to ``beside``, created like any new file (0666 less the umask).
+
+    (tempfile.mkstemp would make it 0600, and a first save would keep that.)
+    """
+    for _ in range(100):
+        path = beside.with_name(f".{beside.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), str(path)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {beside}")
+
+
 def _replace_with_copy(src: Path, dst: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    fd, tmp = _create_temp(dst)
     os.close(fd)
     try:
         shutil.copyfile(src, tmp)
+        shutil.copymode(src, tmp)
         os.replace(tmp, dst)
     except OSError:
         _remove_quietly(tmp)

@@ -8,7 +8,6 @@ are written back unchanged.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,9 +70,6 @@ class GraphSettings:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-_ID_TAIL = re.compile(r"^(.*?)(\d+)$")
-
-
 @dataclass
 class Graph:
     """A whole graph: nodes in file order, the wires between them, and settings."""
@@ -117,13 +113,15 @@ class Graph:
         return node
 
     def connect(self, src_node: str, src_port: str, dst_node: str, dst_port: str) -> Connection:
-        """Add a wire between two existing nodes."""
+        """Add a wire between two existing nodes.
+
+        Wiring rules (one wire per input, port names, types) are checked by
+        validation, which knows the node types; this only needs the nodes to exist.
+        """
         for nid in (src_node, dst_node):
             if nid not in self.nodes:
                 raise KeyError(f"no node with id {nid!r}")
         conn = Connection(src_node, src_port, dst_node, dst_port)
-        if any(c.key == conn.key for c in self.connections):
-            raise ValueError(f"duplicate connection {conn.key}")
         self.connections.append(conn)
         return conn
 
@@ -131,7 +129,11 @@ class Graph:
         """A fresh, readable id (``n1``, ``n2``, …) not used by any node."""
         highest = 0
         for node_id in self.nodes:
-            m = _ID_TAIL.match(node_id)
-            if m and m.group(1) == prefix:
-                highest = max(highest, int(m.group(2)))
-        return f"{prefix}{highest + 1}"
+            tail = node_id[len(prefix):]
+            if node_id.startswith(prefix) and tail.isdigit():
+                highest = max(highest, int(tail))
+        candidate = f"{prefix}{highest + 1}"
+        while candidate in self.nodes:  # e.g. prefix "n1" and a node "n11" (tail "1")
+            highest += 1
+            candidate = f"{prefix}{highest + 1}"
+        return candidate

@@ -62,16 +62,18 @@ def compatible(source: str, target: str) -> bool:
             or (source, target) in _WIDENING)
 
 
+_JSON_KINDS: dict[str, tuple[type, ...]] = {
+    "str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
+    "list": (list, tuple), "dict": (dict,),
+}
+
+
 def value_matches(value: Any, type_name: str, nullable: bool) -> bool:
     """Does a JSON property value fit a port type? (Used to check properties.)"""
     if value is None:
         return nullable or type_name in (ANY, "none")
-    check = {
-        "str": lambda v: isinstance(v, str),
-        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-        "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-        "bool": lambda v: isinstance(v, bool),
-        "list": lambda v: isinstance(v, (list, tuple)),
-        "dict": lambda v: isinstance(v, dict),
-    }.get(type_name)
-    return True if check is None else check(value)
+    kinds = _JSON_KINDS.get(type_name)
+    if kinds is None:
+        return True
+    # bool is an int to Python, but not to a person typing a number.
+    return isinstance(value, kinds) and (type_name == "bool" or not isinstance(value, bool))

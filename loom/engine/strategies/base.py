@@ -90,6 +90,12 @@ def _check_ids(ids: Sequence[Any], known_ids: Mapping[str, Any]) -> str | None:
 class Strategy:
     """Base strategy: run the function once and route its outputs (sequential)."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.node_independent = (not cls.settings and cls.output_ports is Strategy.output_ports
+                                and cls.control_edges is Strategy.control_edges
+                                and cls.validate is Strategy.validate)
+
     #: the ``execution_mode`` value this strategy serves
     mode: ClassVar[str] = ""
     #: metadata settings of this mode (besides ``execution_mode``)
@@ -97,6 +103,9 @@ class Strategy:
     #: True when execute() only calls the function once: a cheap node under this
     #: mode can then run inline on the loop, without a Task of its own
     single_call: ClassVar[bool] = True
+    #: True when ports, control edges and checks never look at the node (set
+    #: automatically); the planner then binds all such nodes of a type at once
+    node_independent: ClassVar[bool] = True
 
     def output_ports(self, node: Node, outputs: tuple[PortSpec, ...]) -> tuple[PortSpec, ...]:
         """The node's output ports under this mode (the spec's, by default)."""

@@ -1,0 +1,266 @@
+"""The ``loom`` command: ``loom [FILE]`` (editor), ``loom run``, ``loom validate``, ``loom nodes``.
+
+Exit codes: 0 succeeded, 1 the graph failed, 2 invalid file or usage, 130
+stopped by Ctrl+C. Only the editor imports Qt, and only when it is asked for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import IO, Any
+
+from loom.graph import Graph, LoomFileError, load_graph
+from loom.registry import Registry
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 130
+COMMANDS = ("run", "validate", "nodes")
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported in one line, exit code 2."""
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="loom", description="Build and run node graphs. `loom [FILE.loom]` opens the "
+                                 "editor; the commands below work without a display.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    nodes_help = "also load node packs from this folder (repeatable)"
+
+    run = sub.add_parser("run", help="run a graph headless")
+    run.add_argument("file", help="the .loom file to run")
+    run.add_argument("--nodes", action="append", default=[], metavar="DIR", help=nodes_help)
+    run.add_argument("--set", action="append", default=[], metavar="NODE.PROP=VALUE",
+                     dest="overrides", help="set a node property for this run (VALUE is JSON "
+                                            "if it parses, else text; NODE is an id or name)")
+    run.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    run.add_argument("--events", action="store_true",
+                     help="stream engine events as JSON lines on stdout")
+    run.add_argument("--trace", metavar="OUT.json", help="write a Chrome trace (Perfetto)")
+    run.add_argument("--max-concurrency", type=int, metavar="N",
+                     help="override the graph's max_concurrency")
+
+    validate = sub.add_parser("validate", help="check a graph without running it")
+    validate.add_argument("file")
+    validate.add_argument("--nodes", action="append", default=[], metavar="DIR",
+                          help=nodes_help)
+    validate.add_argument("--json", action="store_true", help="print issues as JSON")
+
+    nodes = sub.add_parser("nodes", help="list the installed node types by category")
+    nodes.add_argument("--nodes", action="append", default=[], metavar="DIR", help=nodes_help)
+    nodes.add_argument("--json", action="store_true", help="print the registry as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``loom`` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if not args or (args[0] not in COMMANDS and not args[0].startswith("-")):
+            return _open_editor(args)
+        ns = _parser().parse_args(args)
+        if ns.command is None:
+            _parser().print_help()
+            return EXIT_USAGE
+        handler = {"run": cmd_run, "validate": cmd_validate, "nodes": cmd_nodes}[ns.command]
+        return handler(ns)
+    except (UsageError, LoomFileError) as exc:
+        print(f"loom: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _open_editor(args: list[str]) -> int:
+    if len(args) > 1:
+        raise UsageError(f"unknown command {args[0]!r} (commands: {', '.join(COMMANDS)}; "
+                         "or `loom FILE.loom` to open a graph in the editor)")
+    print("loom: the editor is not in this version yet; run a graph headless with "
+          "`loom run FILE.loom`", file=sys.stderr)
+    return EXIT_USAGE
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _registry(folders: list[str]) -> Registry:
+    registry = Registry.standard(folders)
+    for problem in registry.problems:
+        print(f"loom: warning: node pack {problem}", file=sys.stderr)
+    return registry
+
+
+def _load(path: str, registry: Registry) -> Graph:
+    return load_graph(path, migrations=registry.migrations)
+
+
+def _find_node(graph: Graph, ref: str) -> str:
+    if ref in graph.nodes:
+        return ref
+    named = [n.id for n in graph if n.name == ref]
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise UsageError(f"--set: several nodes are named {ref!r}; use an id ({', '.join(named)})")
+    raise UsageError(f"--set: no node with id or name {ref!r}")
+
+
+def apply_overrides(graph: Graph, overrides: Sequence[str]) -> None:
+    """Apply ``NODE.PROP=VALUE`` settings to node properties."""
+    for item in overrides:
+        target, sep, raw = item.partition("=")
+        node_ref, dot, prop = target.rpartition(".")
+        if not sep or not dot or not node_ref or not prop:
+            raise UsageError(f"--set {item!r}: expected NODE.PROP=VALUE")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        graph.nodes[_find_node(graph, node_ref)].properties[prop] = value
+
+
+def _print_issues(issues: Sequence[Any], out: IO[str]) -> None:
+    for issue in issues:
+        print(f"{issue.severity}: {issue}", file=out)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_validate(ns: argparse.Namespace) -> int:
+    """``loom validate FILE``: load and check; never runs node code or arms a source."""
+    from loom.engine import validate
+
+    registry = _registry(ns.nodes)
+    graph = _load(ns.file, registry)
+    issues = validate(graph, registry)
+    errors = [i for i in issues if i.severity == "error"]
+    if ns.json:
+        print(json.dumps({"valid": not errors, "issues": [i.to_json() for i in issues]},
+                         indent=2))
+    else:
+        _print_issues(issues, sys.stdout)
+        if not errors:
+            print(f"{ns.file}: valid ({len(graph)} nodes, {len(graph.connections)} connections)")
+    return EXIT_USAGE if errors else EXIT_OK
+
+
+def cmd_nodes(ns: argparse.Namespace) -> int:
+    """``loom nodes``: the registry by category."""
+    registry = _registry(ns.nodes)
+    if ns.json:
+        doc = {spec.type_id: {
+            "name": spec.name, "category": spec.category, "description": spec.description,
+            "inputs": {p.name: p.type for p in spec.inputs},
+            "outputs": {p.name: p.type for p in spec.outputs},
+            "mode": spec.mode, "executor": spec.executor, "origin": registry.origin(spec.type_id),
+        } for spec in registry}
+        print(json.dumps(doc, indent=2))
+        return EXIT_OK
+    for category, specs in registry.by_category().items():
+        print(f"{category}:")
+        for spec in specs:
+            ins = ", ".join(p.name if p.required else f"{p.name}?" for p in spec.inputs)
+            outs = ", ".join(p.name for p in spec.outputs)
+            doc = spec.description.splitlines()[0] if spec.description else ""
+            print(f"  {spec.type_id:<22} ({ins}) -> ({outs})  {doc}")
+    return EXIT_OK
+
+
+def cmd_run(ns: argparse.Namespace) -> int:
+    """``loom run FILE``: run headless; Ctrl+C stops gracefully (exit 130)."""
+    from loom.engine import EventBus, ExecutionManager, GraphValidationError
+    from loom.engine.states import RunStatus
+
+    registry = _registry(ns.nodes)
+    graph = _load(ns.file, registry)
+    apply_overrides(graph, ns.overrides)
+    if ns.max_concurrency is not None and ns.max_concurrency < 1:
+        raise UsageError("--max-concurrency must be at least 1")
+    bus = EventBus()
+    manager = ExecutionManager(graph, registry, bus=bus, max_concurrency=ns.max_concurrency)
+    try:
+        result = asyncio.run(_run(manager, graph, ns))
+    except GraphValidationError as exc:
+        print(f"loom: {ns.file}: the graph cannot run:", file=sys.stderr)
+        _print_issues([i for i in exc.issues if i.severity == "error"], sys.stderr)
+        return EXIT_USAGE
+    if ns.json:
+        print(json.dumps(result.to_json()), flush=True)
+    elif not ns.events:
+        from loom.console import print_summary
+
+        print_summary(result, graph, sys.stdout, sys.stderr)
+    return {RunStatus.SUCCEEDED: EXIT_OK, RunStatus.STOPPED: EXIT_STOPPED}.get(
+        result.status, EXIT_FAILED)
+
+
+async def _run(manager: Any, graph: Graph, ns: argparse.Namespace) -> Any:
+    from loom.engine.trace import ChromeTrace
+
+    bus = manager.bus
+    trace = ChromeTrace({n.id: n.label for n in graph}).attach(bus) if ns.trace else None
+    if ns.events:
+        bus.subscribe(_print_events)
+    display = None
+    if sys.stderr.isatty() and not ns.json and not ns.events:
+        from rich.console import Console
+
+        from loom.console import ProgressDisplay
+
+        display = ProgressDisplay(graph, Console(stderr=True)).attach(bus)
+    with _sigint_stops(manager), display or contextlib.nullcontext():
+        result = await manager.run()
+    if trace is not None:
+        trace.write(ns.trace)
+    return result
+
+
+def _print_events(batch: list[dict[str, Any]]) -> None:
+    try:
+        sys.stdout.write("".join(json.dumps(e) + "\n" for e in batch))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`loom run --events | head`): keep running, print nothing.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+@contextlib.contextmanager
+def _sigint_stops(manager: Any) -> Any:
+    """First Ctrl+C asks the run to stop gracefully; a second one cancels it outright."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    presses = 0
+
+    def on_sigint() -> None:
+        nonlocal presses
+        presses += 1
+        if presses == 1:
+            print("\nloom: stopping (Ctrl+C again to abort)…", file=sys.stderr)
+            manager.request_stop()
+        elif task is not None:
+            task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""What ``loom run`` shows on a terminal: a live progress display, then a summary.
+
+The display is a bus subscriber like any other. It draws on stderr with rich
+only when stderr is a terminal; piped runs get no progress, only the summary.
+"""
+
+from __future__ import annotations
+
+from typing import IO, Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from loom.engine import Event, EventBus, RunResult
+from loom.engine.states import NodeState, RunStatus
+from loom.graph import Graph
+
+_FINAL_EVENTS = ("node_finished", "node_failed", "node_skipped", "node_stopped")
+_STATUS_STYLE = {RunStatus.SUCCEEDED: "green", RunStatus.FAILED: "red",
+                 RunStatus.STOPPED: "yellow"}
+
+
+class ProgressDisplay:
+    """A rich progress bar of finished nodes, with failures printed as they happen."""
+
+    def __init__(self, graph: Graph, console: Console) -> None:
+        self.graph = graph
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[running]}", style="cyan"), TimeElapsedColumn(),
+            console=console, transient=True)
+        self.task = self.progress.add_task(graph.name or "run", total=len(graph), running="")
+        self._running: dict[str, None] = {}
+
+    def __enter__(self) -> ProgressDisplay:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def attach(self, bus: EventBus) -> ProgressDisplay:
+        """Subscribe to a run's bus; returns self."""
+        bus.subscribe(self.handle)
+        return self
+
+    def handle(self, batch: list[Event]) -> None:
+        """Bus subscriber: advance the bar and report failures."""
+        done = 0
+        for event in batch:
+            kind = event["type"]
+            if kind == "node_started":
+                self._running[event["node"]] = None
+            elif kind in _FINAL_EVENTS:
+                done += 1
+                self._running.pop(event.get("node", ""), None)
+                if kind == "node_failed":
+                    self.console.print(f"[red]✗ {self._label(event['node'])}:[/] "
+                                       f"{event['error']}")
+            elif kind == "log":
+                self.console.print(f"[dim]{self._label(event['node'])}:[/] {event['message']}")
+        running = ", ".join(self._label(n) for n in list(self._running)[:3])
+        self.progress.update(self.task, advance=done, running=running)
+
+    def _label(self, node_id: str) -> str:
+        node = self.graph.nodes.get(node_id)
+        return node.label if node else node_id
+
+
+def print_summary(result: RunResult, graph: Graph, out: IO[str], err: IO[str]) -> None:
+    """Status line and the outputs of the graph's last nodes on ``out``; errors on ``err``."""
+    console = Console(file=out, highlight=False, soft_wrap=True)
+    counts: dict[str, int] = {}
+    for rec in result.nodes.values():
+        counts[rec.state.value] = counts.get(rec.state.value, 0) + 1
+    summary = ", ".join(f"{n} {state}" for state, n in counts.items())
+    style = _STATUS_STYLE.get(result.status, "")
+    console.print(f"[{style}]{result.status.value}[/] in {result.duration_ms:.1f} ms ({summary})")
+    feeding = {c.src_node for c in graph.connections}
+    for node_id, outputs in result.outputs.items():
+        if node_id in feeding:
+            continue
+        for port, value in outputs.items():
+            console.print(f"  {graph.nodes[node_id].label}.{port} = {_short(value)}")
+    errors = Console(file=err, highlight=False, soft_wrap=True)
+    for node_id, rec in result.nodes.items():
+        if rec.state is NodeState.FAILED:
+            errors.print(f"[red]node {graph.nodes[node_id].label} failed:[/] {rec.error}")
+            if rec.traceback:
+                errors.print(rec.traceback.rstrip(), markup=False)
+    for node_id in result.abandoned:
+        errors.print(f"[yellow]node {node_id} was still running in a worker thread "
+                     "when the run ended[/]")
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -1,0 +1,251 @@
+"""The `loom` command, run as a subprocess the way people use it."""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loom.graph import Graph, Node, save_graph
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "resources" / "examples"
+
+
+def loom(*args: str, timeout: float = 60, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "loom", *args], capture_output=True, text=True,
+                          check=False, timeout=timeout, cwd=ROOT, **kwargs)
+
+
+@pytest.fixture
+def pack(tmp_path: Path) -> Path:
+    folder = tmp_path / "pack"
+    folder.mkdir()
+    (folder / "testpack.py").write_text(textwrap.dedent("""
+        import asyncio
+        from loom import node
+
+        @node(cheap=True)
+        def fail(x: float = 0.0) -> float:
+            raise ValueError(f"bad value {x}")
+
+        @node
+        async def wait(seconds: float = 30.0) -> str:
+            try:
+                await asyncio.sleep(seconds)
+            finally:
+                print("cleanup ran", flush=True)
+            return "woke"
+    """))
+    return folder
+
+
+def _graph(tmp_path: Path, nodes: list[Node], wires: list[tuple[str, str, str, str]] = (),
+           name: str = "g.loom") -> Path:
+    graph = Graph(name="cli test")
+    for n in nodes:
+        graph.add_node(n)
+    for wire in wires:
+        graph.connect(*wire)
+    path = tmp_path / name
+    save_graph(graph, path)
+    return path
+
+
+def test_run_example_prints_summary_and_exits_0() -> None:
+    proc = loom("run", str(EXAMPLES / "hello.loom"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("succeeded in ")
+    assert "Word count (word_count).out = 5" in proc.stdout, "the last nodes' outputs are shown"
+
+
+def test_run_json_prints_exactly_the_documented_object() -> None:
+    proc = loom("run", str(EXAMPLES / "branching.loom"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert set(doc) == {"status", "outputs", "nodes", "errors"}
+    assert doc["status"] == "succeeded" and doc["errors"] == []
+    for entry in doc["nodes"].values():
+        assert set(entry) >= {"state", "duration_ms", "error"}
+    skipped = [nid for nid, e in doc["nodes"].items() if e["state"] == "skipped"]
+    assert skipped and all("reason" in doc["nodes"][nid] for nid in skipped)
+
+
+def test_failing_graph_exits_1_with_error_and_traceback(tmp_path: Path, pack: Path) -> None:
+    path = _graph(tmp_path, [Node("f", "testpack.fail", properties={"x": 3})])
+    proc = loom("run", str(path), "--nodes", str(pack), "--json")
+    assert proc.returncode == 1
+    doc = json.loads(proc.stdout)
+    assert doc["status"] == "failed"
+    [error] = doc["errors"]
+    assert error["node"] == "f" and error["error"] == "ValueError: bad value 3"
+    assert "testpack.py" in error["traceback"]
+
+    proc = loom("run", str(path), "--nodes", str(pack))
+    assert proc.returncode == 1
+    assert "node f failed: ValueError: bad value 3" in proc.stderr
+
+
+def test_set_overrides_a_property_by_id_or_name(tmp_path: Path, pack: Path) -> None:
+    path = _graph(tmp_path, [Node("f", "testpack.fail", name="Failer")])
+    proc = loom("run", str(path), "--nodes", str(pack), "--set", "Failer.x=7.5", "--json")
+    assert json.loads(proc.stdout)["errors"][0]["error"] == "ValueError: bad value 7.5"
+    proc = loom("run", str(EXAMPLES / "hello.loom"), "--set", "greeting.value=hi there",
+                "--json")
+    outputs = json.loads(proc.stdout)["outputs"]
+    assert outputs["shout"]["out"] == "HI THERE!"
+    for bad in ("nodot=1", "ghost.value=1", "greeting.value"):
+        proc = loom("run", str(EXAMPLES / "hello.loom"), "--set", bad)
+        assert proc.returncode == 2 and proc.stderr.startswith("loom: --set"), bad
+
+
+def test_invalid_file_exits_2_with_one_clear_line(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.loom"
+    bad.write_text('{"format": "loom", "version": 1, "nodes": [')
+    proc = loom("run", str(bad))
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1
+    assert str(bad) in proc.stderr and "invalid JSON" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+    proc = loom("run", str(tmp_path / "missing.loom"))
+    assert proc.returncode == 2 and "cannot read" in proc.stderr
+
+
+def test_graph_that_cannot_run_exits_2_naming_the_node(tmp_path: Path) -> None:
+    path = _graph(tmp_path, [Node("x", "nowhere.special")])
+    proc = loom("run", str(path))
+    assert proc.returncode == 2
+    assert "x: node type 'nowhere.special' is not installed" in proc.stderr
+    proc = loom("validate", str(path))
+    assert proc.returncode == 2 and "not installed" in proc.stdout
+
+
+def test_validate_ok_and_json(tmp_path: Path) -> None:
+    proc = loom("validate", str(EXAMPLES / "switch.loom"))
+    assert proc.returncode == 0 and "valid" in proc.stdout
+    path = _graph(tmp_path, [Node("x", "nowhere.special")])
+    doc = json.loads(loom("validate", str(path), "--json").stdout)
+    assert doc["valid"] is False and doc["issues"][0]["node"] == "x"
+
+
+def test_nodes_lists_registry_by_category() -> None:
+    proc = loom("nodes")
+    assert proc.returncode == 0
+    assert "Control:" in proc.stdout and "control.if" in proc.stdout
+    doc = json.loads(loom("nodes", "--json").stdout)
+    assert doc["control.merge"]["category"] == "Control"
+    assert doc["text.upper"]["inputs"]["text"] == "str"
+
+
+def test_trace_file_is_chrome_trace_json(tmp_path: Path) -> None:
+    out = tmp_path / "trace.json"
+    proc = loom("run", str(EXAMPLES / "hello.loom"), "--trace", str(out))
+    assert proc.returncode == 0
+    doc = json.loads(out.read_text())
+    spans = [e for e in doc["traceEvents"] if e["ph"] == "X"]
+    assert spans and all({"name", "ts", "dur", "pid", "tid"} <= set(e) for e in spans)
+
+
+def test_events_stream_ndjson() -> None:
+    proc = loom("run", str(EXAMPLES / "hello.loom"), "--events")
+    assert proc.returncode == 0
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert events[0]["type"] == "run_started" and events[-1]["type"] == "run_finished"
+    assert {"node_started", "node_finished"} <= {e["type"] for e in events}
+
+
+def test_usage_errors_exit_2() -> None:
+    assert loom("run").returncode == 2
+    assert loom("frobnicate", "x", "y").returncode == 2
+    proc = loom()
+    assert proc.returncode == 2 and "loom run" in proc.stderr
+    assert proc.stderr.count("\n") == 1
+
+
+def test_ctrl_c_stops_gracefully_with_exit_130(tmp_path: Path, pack: Path) -> None:
+    path = _graph(tmp_path, [Node("w", "testpack.wait")])
+    proc = subprocess.Popen([sys.executable, "-m", "loom", "run", str(path), "--nodes", str(pack),
+                             "--events"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if json.loads(line)["type"] == "node_started":
+                break
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=10)
+        elapsed = time.monotonic() - sent
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130, err
+    assert elapsed < 1.0
+    assert "cleanup ran" in rest, "the node's finally block ran"
+    assert '"status": "stopped"' in rest
+
+
+def test_engine_and_run_never_import_qt() -> None:
+    code = textwrap.dedent(f"""
+        import sys, importlib.abc
+
+        class NoQt(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name.split(".")[0] in ("PySide6", "PyQt5", "PyQt6", "NodeGraphQt", "qasync"):
+                    raise ImportError(f"Qt import attempted: {{name}}")
+
+        sys.meta_path.insert(0, NoQt())
+        import loom.engine, loom.graph, loom.registry
+        from loom.cli import main
+        code = main(["run", {str(EXAMPLES / "hello.loom")!r}, "--json"])
+        assert code == 0, code
+        assert not [m for m in sys.modules if m.startswith("PySide6")]
+        print("no qt")
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                          cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("no qt")
+
+
+def test_progress_display_draws_on_a_terminal() -> None:
+    import asyncio
+
+    from rich.console import Console
+
+    from loom.console import ProgressDisplay
+    from loom.engine import EventBus, ExecutionManager
+    from loom.graph import load_graph
+    from loom.registry import Registry
+
+    graph = load_graph(EXAMPLES / "hello.loom")
+    bus = EventBus()
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=100)
+    display = ProgressDisplay(graph, console).attach(bus)
+
+    async def go() -> None:
+        with display:
+            await ExecutionManager(graph, Registry.standard(entry_points=False), bus=bus).run()
+
+    asyncio.run(go())
+    task = display.progress.tasks[0]
+    assert task.completed == len(graph) == task.total
+    assert buffer.getvalue(), "something was drawn"
+
+
+def test_loom_console_script_is_installed() -> None:
+    script = Path(sys.executable).parent / "loom"
+    assert script.exists()
+    proc = subprocess.run([str(script), "nodes"], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert proc.returncode == 0
