@@ -6,7 +6,7 @@ Shapes (all of trivial built-in nodes, which are ``cheap`` and run inline):
 - lattice: 100 layers x 50 ``math.add`` nodes, each reading two of the layer before.
 
 For each shape it reports, per node: planning (``compile_plan``: binding, wiring,
-validation), execution (``run()`` minus planning), the whole ``ExecutionManager.run()``,
+validation), the flow alone executing the compiled plan, the whole ``ExecutionManager.run()``,
 how much of that CPython's cyclic garbage collector took, and ``run()`` with one bus
 subscriber (as the editor and the CLI progress display have); then
 two baselines measured in the same process on the same shape: a bare routed loop
@@ -31,7 +31,10 @@ from collections.abc import Callable
 from typing import Any
 
 from loom.engine import EventBus, ExecutionManager
-from loom.engine.plan import compile_plan
+from loom.engine.context import RunContext
+from loom.engine.flow import Flow, RunState
+from loom.engine.plan import Plan, compile_plan
+from loom.engine.result import NodeRecord
 from loom.graph import Graph, Node
 from loom.registry import Registry
 
@@ -141,18 +144,28 @@ class GCTimer:
         gc.callbacks.remove(self)
 
 
+async def flow_only(plan: Plan) -> float:
+    """Seconds the flow alone takes to execute a compiled plan (what a run adds to planning
+    is this, plus records, clean-up and the garbage collector's share)."""
+    state = RunState(plan, RunContext(EventBus()), [NodeRecord() for _ in plan.nodes])
+    t0 = time.perf_counter()
+    await Flow(state, range(len(plan.nodes)), 1).run()
+    return time.perf_counter() - t0
+
+
 def median_min(samples: list[float]) -> tuple[float, float]:
     return statistics.median(samples), min(samples)
 
 
 def measure(shape: str, g: Graph, repeat: int) -> dict[str, Any]:
     n = len(g)
-    plan_s, run_s, bare_s, task_s, sub_s, gc_s = [], [], [], [], [], []
+    plan_s, flow_s, run_s, bare_s, task_s, sub_s, gc_s = [], [], [], [], [], [], []
     for _ in range(repeat):
         t0 = time.perf_counter()
         plan = compile_plan(g, REGISTRY)
         plan_s.append(time.perf_counter() - t0)
         assert not plan.errors, plan.errors
+        flow_s.append(asyncio.run(flow_only(plan)))
         manager = ExecutionManager(g, REGISTRY)
         with GCTimer() as gc_time:
             t0 = time.perf_counter()
@@ -173,7 +186,7 @@ def measure(shape: str, g: Graph, repeat: int) -> dict[str, Any]:
     return {
         "shape": shape, "nodes": n,
         "plan_us": (plan_med * us, plan_min * us),
-        "exec_us": ((run_med - plan_med) * us, (run_min - plan_min) * us),
+        "flow_us": tuple(x * us for x in median_min(flow_s)),
         "run_us": (run_med * us, run_min * us),
         "events_us": tuple(x * us for x in median_min(sub_s)),
         "gc_us": tuple(x * us for x in median_min(gc_s)),
@@ -207,6 +220,41 @@ def rebuild(g: Graph) -> Graph:
     return copy
 
 
+def executor_cost(n: int, repeat: int) -> dict[str, float]:
+    """µs per node of a chain of trivial nodes: inline (cheap), worker thread, async."""
+    from loom import node
+
+    @node(id="bench.inline", cheap=True)
+    def inline(x: float = 0.0) -> float:
+        return x + 1
+
+    @node(id="bench.thread")
+    def thread(x: float = 0.0) -> float:
+        return x + 1
+
+    @node(id="bench.coro")
+    async def coro(x: float = 0.0) -> float:
+        return x + 1
+
+    registry = Registry()
+    for func in (inline, thread, coro):
+        registry.add_function(func)
+    result = {}
+    for kind in ("inline", "thread", "coro"):
+        g = Graph()
+        for i in range(n):
+            g.add_node(Node(f"n{i}", f"bench.{kind}"))
+            if i:
+                g.connect(f"n{i - 1}", "out", f"n{i}", "x")
+        samples = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            asyncio.run(ExecutionManager(g, registry).run())
+            samples.append(time.perf_counter() - t0)
+        result[kind] = statistics.median(samples) / n * 1e6
+    return result
+
+
 def timed(label: str, fn: Callable[[], Any]) -> Any:
     t0 = time.perf_counter()
     value = fn()
@@ -226,16 +274,19 @@ def main() -> None:
     shapes = [("chain 10,000", chain(10_000 // scale)), ("fan 5,000", fan(5_000 // scale)),
               ("lattice 100x50", lattice(100 // scale, 50))]
     rows = [measure(name, g, repeat) for name, g in shapes]
-    header = (f"{'shape':<16}{'nodes':>7}  {'plan':>13}  {'execute':>13}  {'run()':>13}"
+    header = (f"{'shape':<16}{'nodes':>7}  {'plan':>13}  {'flow':>13}  {'run()':>13}"
               f"  {'of it in gc':>13}  {'run()+events':>13}  {'bare loop':>13}"
               f"  {'task/node':>13}  {'model':>7}  {'run peak':>8}")
     print("\nper node, µs (median / min); memory in bytes per node")
     print(header)
     for r in rows:
         cells = [f"{r[k][0]:6.2f}/{r[k][1]:5.2f}" for k in
-                 ("plan_us", "exec_us", "run_us", "gc_us", "events_us", "bare_us", "task_us")]
+                 ("plan_us", "flow_us", "run_us", "gc_us", "events_us", "bare_us", "task_us")]
         print(f"{r['shape']:<16}{r['nodes']:>7}  " + "  ".join(f"{c:>13}" for c in cells)
               + f"  {r['mem']['model_b']:7.0f}  {r['mem']['run_peak_b']:8.0f}")
+    cost = executor_cost(2_000 // scale, repeat)
+    print("\nwhere a sync node runs, µs per node of a 2,000-node chain (median): "
+          + ", ".join(f"{k} {v:.1f}" for k, v in cost.items()))
     if not args.quick:
         print("\n100,000-node chain (depth check):")
         big = timed("build", lambda: chain(100_000))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -36,6 +37,29 @@ def graph_of(nodes: Iterable[tuple[str, str] | tuple[str, str, dict[str, Any]]
         dst_node, dst_port = dst.split(".")
         graph.connect(src_node, src_port, dst_node, dst_port)
     return graph
+
+
+class Ticker:
+    """Counts how often the event loop gets round to it: proof the loop was not blocked."""
+
+    def __init__(self, interval: float = 0.0) -> None:
+        self.interval = interval
+        self.ticks = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            self.ticks += 1
+
+    async def __aenter__(self) -> Ticker:
+        self._task = asyncio.create_task(self._tick())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
 
 
 class Recorder:

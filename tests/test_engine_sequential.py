@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from helpers import graph_of, registry_of, run_graph, states
+from helpers import Ticker, graph_of, registry_of, run_graph, states
 
 from loom import node
 from loom.engine import ExecutionManager, NodeState, RunStatus
@@ -123,22 +123,10 @@ async def test_wrong_shape_of_several_outputs_fails_the_node() -> None:
 
 
 async def test_sync_node_runs_in_worker_thread_and_loop_stays_free() -> None:
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    task = asyncio.create_task(ticker())
-    try:
+    async with Ticker(0.01) as ticker:
         result, _ = await run_graph(graph_of([("b", "t.blocking", {"seconds": 0.3})]), REG)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
     assert result.outputs["b"]["out"].startswith("loom-node")
-    assert ticks >= 15, f"the loop was blocked: only {ticks} ticks in 0.3 s"
+    assert ticker.ticks >= 15, f"the loop was blocked: only {ticker.ticks} ticks in 0.3 s"
 
 
 async def test_cheap_node_runs_on_the_loop_thread() -> None:
@@ -253,24 +241,12 @@ async def test_100k_node_chain_skip_propagates_without_recursion() -> None:
 
 
 async def test_long_inline_stretches_give_the_loop_turns() -> None:
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0)
-            ticks += 1
-
     n = 30_000
     graph = graph_of([("n0", "t.value", {"value": 0})] + [(f"n{i}", "t.add") for i in range(1, n)],
                      [f"n{i - 1}.out -> n{i}.a" for i in range(1, n)])
-    task = asyncio.create_task(ticker())
-    try:
+    async with Ticker() as ticker:
         await run_graph(graph, REG)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    assert ticks > 3, "a run of 30,000 inline nodes must still let other tasks run"
+    assert ticker.ticks > 3, "a run of 30,000 inline nodes must still let other tasks run"
 
 
 @pytest.mark.parametrize("limit", [1, 4])
