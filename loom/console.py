@@ -79,7 +79,7 @@ def print_summary(result: RunResult, graph: Graph, out: IO[str], err: IO[str]) -
     console.print(f"[{style}]{result.status.value}[/] in {result.duration_ms:.1f} ms ({summary})")
     feeding = {c.src_node for c in graph.connections}
     for node_id, outputs in result.outputs.items():
-        if node_id in feeding:
+        if node_id in feeding or node_id in result.inside:
             continue
         for port, value in outputs.items():
             console.print(f"  {graph.nodes[node_id].label}.{port} = {_short(value)}")

@@ -48,6 +48,39 @@ def merge(inputs: str = "a, b", **values: Any) -> Any:
     return next(iter(values.values()), None)
 
 
+@node(id="control.for_each", category="Control", outputs=[], mode="loop", cheap=True,
+      metadata={"loop_type": "for_each", "body": []})
+def for_each(items: list) -> list:
+    """Run the nodes in ``metadata.body`` once per item.
+
+    ``item`` and ``index`` feed the body; ``results`` holds the body's last node's value
+    for each item, in order; ``errors`` and ``execution_info`` tell how it went.
+    """
+    return items
+
+
+@node(id="control.while", category="Control", mode="loop", cheap=True,
+      metadata={"loop_type": "while", "body": [], "max_iterations": 1000})
+def while_(value: Any = None, condition: Any = None) -> Any:
+    """Run the nodes in ``metadata.body`` while ``condition`` (or, if empty, ``value``) holds.
+
+    ``out`` feeds the body the current value each iteration and, once the condition
+    fails, passes the last value on. Wire a body node back into ``value`` (and
+    ``condition``) to carry the next iteration's value.
+    """
+    return Branch(value if condition is None else condition, value)
+
+
+@node(id="control.parallel", category="Control", outputs=[], mode="parallel", cheap=True,
+      metadata={"parallel_branches": []})
+def parallel(value: Any = None) -> Any:
+    """Run the branches in ``metadata.parallel_branches`` at the same time.
+
+    ``value`` goes into every branch; ``results`` holds each branch's last node's value.
+    """
+    return value
+
+
 @node(id="control.code", category="Control", params=["code", "inputs", "outputs"],
       dynamic_inputs="inputs", dynamic_outputs="outputs")
 def code(ctx: Any, code: str = "return value", inputs: str = "value", outputs: str = "out",

@@ -249,3 +249,13 @@ def test_loom_console_script_is_installed() -> None:
     proc = subprocess.run([str(script), "nodes"], capture_output=True, text=True, timeout=60,
                           check=False)
     assert proc.returncode == 0
+
+
+def test_events_stream_branch_results_as_they_complete() -> None:
+    proc = loom("run", str(EXAMPLES / "parallel.loom"), "--events")
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    completed = [e for e in events if e["type"] == "branch_completed"]
+    assert [e["branch"] for e in completed] == ["square", "double", "half"]
+    fan_done = next(e for e in events if e["type"] == "node_finished" and e["node"] == "fan")
+    assert completed[0]["t"] < fan_done["t"] - 0.15, "the first result streamed out early"

@@ -88,7 +88,8 @@ async def test_failure_is_isolated_and_reported(kind: str) -> None:
     assert bad.error.split(":")[0] in ("ValueError", "KeyError", "RuntimeError")
     assert "test_engine_failure_stop.py" in bad.traceback, "the user's frame is shown"
     assert "loom/engine" not in bad.traceback, "engine plumbing is left out"
-    assert result.errors == [{"node": "bad", "error": bad.error, "traceback": bad.traceback}]
+    assert result.errors == [{"node": "bad", "error": bad.error, "traceback": bad.traceback,
+                              "handled": False}]
     failed = rec.of("node_failed")
     assert len(failed) == 1 and failed[0]["error"] == bad.error
 

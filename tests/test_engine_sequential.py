@@ -258,3 +258,16 @@ async def test_run_twice_concurrently_is_refused(limit: int) -> None:
     with pytest.raises(RuntimeError, match="already running"):
         await manager.run()
     assert (await first).status is RunStatus.SUCCEEDED
+
+
+async def test_runs_do_not_change_the_variables_they_start_with() -> None:
+    @node(id="t.append")
+    def append(ctx: Any = None) -> list:
+        ctx.vars["log"].append("ran")
+        return list(ctx.vars["log"])
+
+    manager = ExecutionManager(graph_of([("a", "t.append")]), registry_of(append),
+                               variables={"log": []})
+    assert (await manager.run()).outputs["a"] == {"out": ["ran"]}
+    assert (await manager.run()).outputs["a"] == {"out": ["ran"]}, "a fresh copy each run"
+    assert manager.variables == {"log": []}

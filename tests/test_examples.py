@@ -24,6 +24,9 @@ EXPECTED: dict[str, tuple[str, str, Any]] = {
     "branching.loom": ("next", "out", 22),
     "switch.loom": ("reply", "out", "HALT!"),
     "code.loom": ("report", "out", "7 distinct numbers from 1 to 9"),
+    "loop.loom": ("joined", "out", "LOOPS! RUN! BODIES! ONCE! PER! ITEM!"),
+    "parallel.loom": ("report", "out", '{"square": 9, "double": 6, "half": 1.5}'),
+    "while.loom": ("result", "out", 1),
 }
 
 #: nodes each example must skip (the branches not taken)

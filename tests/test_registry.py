@@ -78,6 +78,12 @@ def test_bad_signatures_are_refused_at_decoration() -> None:
         def merge(a: Any) -> None: ...
     with pytest.raises(TypeError, match="function"):
         node(int)
+    with pytest.raises(TypeError, match="without a ctx parameter"):
+        @node(executor="process")
+        def remote(x: int, ctx: Any = None) -> int: ...
+    with pytest.raises(TypeError, match="runs on the event loop"):
+        @node(executor="process")
+        async def coro(x: int) -> int: ...
 
 
 def test_dynamic_ports_from_properties() -> None:

@@ -7,13 +7,16 @@ named ``ctx``: progress, logging, the stop flag and the run variables.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from .events import Event, EventBus
 from .values import preview
+from .variables import Variables
 
 
 class StopRequested(Exception):
@@ -21,16 +24,27 @@ class StopRequested(Exception):
 
 
 class RunContext:
-    """Run-wide state shared by every node of a run."""
+    """Run-wide state shared by every node of a run (or of one parallel branch)."""
 
-    def __init__(self, bus: EventBus, *, variables: dict[str, Any] | None = None,
+    def __init__(self, bus: EventBus, *, variables: Mapping[str, Any] | None = None,
                  run_id: str | None = None) -> None:
         self.bus = bus
         self.run_id = run_id or uuid.uuid4().hex[:12]
-        self.vars: dict[str, Any] = dict(variables or {})
+        # A deep copy: runs must not change the variables they were started with.
+        self.vars = Variables(copy.deepcopy(dict(variables or {})))
         #: a threading.Event so nodes running in worker threads can poll it
         self.stop_flag = threading.Event()
         self.started = time.perf_counter()
+
+    def clone(self) -> RunContext:
+        """A context for a parallel branch or loop item: same run, bus, clock and stop
+        flag; variables layered copy-on-write over these, so its writes (nested ones
+        included) stay its own. O(1) whatever the number of variables."""
+        clone = RunContext.__new__(RunContext)
+        clone.bus, clone.run_id = self.bus, self.run_id
+        clone.stop_flag, clone.started = self.stop_flag, self.started
+        clone.vars = self.vars.child()
+        return clone
 
     def elapsed(self) -> float:
         """Seconds since the run started."""
@@ -66,8 +80,9 @@ class NodeContext:
         return self._run.run_id
 
     @property
-    def vars(self) -> dict[str, Any]:
-        """Run variables: a dict shared by the nodes of a run (cloned per parallel branch)."""
+    def vars(self) -> Variables:
+        """Run variables: a mapping shared by the nodes of a run; each parallel branch and
+        parallel loop item works on its own copy-on-write clone."""
         return self._run.vars
 
     @property

@@ -1,14 +1,16 @@
-"""Where node functions run: inline on the loop, in worker threads, later in processes.
+"""Where node functions run: the Executor interface and the worker-thread executor.
 
 An :class:`Executor` turns ``func(**kwargs)`` into an awaitable. Strategies never
 see executors; the invoker picks one per node from its spec, so new executors
-(process pool, Dask) slot in here without touching strategies.
+(processes in :mod:`loom.engine.processes`, later Dask) slot in without touching
+strategies.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import concurrent.futures.process
 import functools
 import os
 from collections.abc import Callable
@@ -27,7 +29,8 @@ class Executor(Protocol):
     async def aclose(self, grace: float) -> list[str]:
         """Shut down; wait up to ``grace`` seconds for running calls.
 
-        Returns descriptions of calls still running afterwards (threads cannot be killed).
+        Returns the labels of calls still running afterwards: abandoned (threads
+        cannot be killed) or terminated (worker processes).
         """
 
 

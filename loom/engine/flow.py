@@ -11,7 +11,11 @@ reason explains a whole skipped region. Skips are routed with a work list, not
 recursion, so chains of any length are fine.
 
 The flow is also the unit loop and parallel strategies reuse for their bodies
-and branches: it runs only its ``members`` and ignores wires leaving them.
+and branches (``NodeCall.body``): it runs only its ``members``, starts from
+``seeds`` (the values its owner hands in), keeps the outputs of the nodes whose
+results the owner wants, and has its own context (a clone, for a parallel
+branch). Its state lives in dicts sized by its members, so a loop over a big
+graph's small body costs what the body costs.
 """
 
 from __future__ import annotations
@@ -24,11 +28,14 @@ from collections.abc import Awaitable, Callable, Generator, Iterable
 from typing import Any
 
 from .context import RunContext, StopRequested
+from .errors import BodyFailed
 from .events import EventBus
 from .executors import Executor
 from .invoke import EXECUTOR_FACTORIES, NodeError, call_function, call_inline, format_error
 from .plan import Plan, PlannedNode
+from .policies import ERROR_PORT, Limiters, call_with_policy
 from .result import NodeRecord
+from .scopes import CAPTURE_PREFIX
 from .states import NodeState
 from .values import Skip, preview
 
@@ -55,14 +62,14 @@ _COMPLETE = _Done()
 
 
 class RunState:
-    """What every flow of one run shares: the plan, records, context and executors."""
+    """What every flow of one run shares: the plan, records, root context, executors, limiters."""
 
     def __init__(self, plan: Plan, ctx: RunContext, records: list[NodeRecord]) -> None:
         self.plan = plan
         self.ctx = ctx
         self.bus: EventBus = ctx.bus
         self.records = records
-        self.failed: list[int] = []
+        self.limiters = Limiters()
         self._executors: dict[str, Executor] = {}
 
     def executor(self, name: str) -> Executor:
@@ -88,11 +95,16 @@ class RunState:
 class NodeCall:
     """One execution of one node, as a strategy sees it."""
 
-    __slots__ = ("flow", "kwargs", "planned")
+    __slots__ = ("captured", "flow", "kwargs", "planned")
 
     def __init__(self, flow: Flow, planned: PlannedNode, kwargs: dict[str, Any]) -> None:
         self.flow = flow
         self.planned = planned
+        #: values wired from outside into this node's scopes, handed in by its body flows
+        self.captured: dict[str, Any] = {}
+        if planned.index in flow.state.plan.members:
+            for key in [k for k in kwargs if k.startswith(CAPTURE_PREFIX)]:
+                self.captured[key] = kwargs.pop(key)
         self.kwargs = kwargs
 
     @property
@@ -105,9 +117,28 @@ class NodeCall:
         """The node as messages name it."""
         return self.planned.node.label
 
-    async def invoke(self) -> Any:
-        """Call the node's function with its inputs; returns what it returned."""
-        return await call_function(self.flow.state, self.planned, self.kwargs)
+    @property
+    def ctx(self) -> RunContext:
+        """The context of the flow this node runs in."""
+        return self.flow.ctx
+
+    async def invoke(self, **overrides: Any) -> Any:
+        """Call the node's function with its inputs (``overrides`` replace some) under its
+        policies (rate limit, timeout, retries); returns what the function returned."""
+        planned, flow = self.planned, self.flow
+        kwargs = {**self.kwargs, **overrides} if overrides else self.kwargs
+        if not planned.policy.wraps_call:
+            return await call_function(flow.state, planned, kwargs, flow.ctx)
+        record = flow.state.records[planned.index]
+
+        def on_retry(attempt: int, error: BaseException, wait: float) -> None:
+            record.attempts = attempt
+            flow.emit("node_retrying", node=planned.id, attempt=attempt,
+                      error=format_error(error)[0], wait=wait)
+
+        return await call_with_policy(
+            planned.policy, lambda: call_function(flow.state, planned, kwargs, flow.ctx),
+            flow.state.limiters, on_retry)
 
     def outputs(self, result: Any, exclude: Iterable[str] = ()) -> dict[str, Any]:
         """Spread a function's return value over its value ports.
@@ -140,33 +171,127 @@ class NodeCall:
 
     def emit(self, type_: str, **fields: Any) -> None:
         """Publish an event about this node."""
-        self.flow.state.ctx.emit(type_, node=self.planned.id, **fields)
+        self.flow.emit(type_, node=self.planned.id, **fields)
+
+    # ------------------------------------------------------------------ scopes
+    def members(self, ids: Iterable[str] | None = None) -> list[int]:
+        """Indices of the nodes directly inside this node, all or only those in ``ids``."""
+        plan = self.flow.state.plan
+        direct = plan.members.get(self.planned.index, [])
+        if ids is None:
+            return list(direct)
+        wanted = {plan.index[i] for i in ids if i in plan.index}
+        return [i for i in direct if i in wanted]
+
+    def result_node(self, ids: list[str]) -> int:
+        """The node whose output is a body's or branch's result: the last one listed."""
+        return self.flow.state.plan.index[ids[-1]]
+
+    def body(self, members: list[int], keep: Iterable[int] = ()) -> Body:
+        """Some of this node's members, prepared to run once per item, iteration or branch.
+
+        ``keep`` names the nodes whose results the strategy will read.
+        """
+        return Body(self, members, keep)
+
+
+class Body:
+    """A scope of an owner node, wired up once and run many times (a Flow per run).
+
+    Each run starts from the values of the owner's body ports for that run
+    (``{"item": x, "index": k}``) plus the values the owner captured from outside.
+    """
+
+    def __init__(self, call: NodeCall, members: list[int], keep: Iterable[int]) -> None:
+        plan, index = call.flow.state.plan, call.planned.index
+        inside = set(members)
+        self.call, self.members, self.keep = call, members, frozenset(keep)
+        self._routes = [(port, dst, dst_port) for port, dst, dst_port in plan.wires_from(index)
+                        if dst in inside]
+        self._captured: list[tuple[int, str | None, Any]] = [
+            (child, child_port, value) for name, value in call.captured.items()
+            for child, child_port in plan.captures.get(index, {}).get(name, ())
+            if child in inside]
+        self._pending = {i: plan.nodes[i].n_deps for i in members}
+
+    def flow(self, values: dict[str, Any], *, ctx: RunContext | None = None,
+             scope: Any = None) -> Flow:
+        """A flow for one run. ``scope`` names the run (an item index, a branch name):
+        events from inside carry ``scope``, the path of ``[owner id, scope]`` pairs."""
+        seeds: list[tuple[int, str | None, Any]] = []
+        for port, dst, dst_port in self._routes:
+            if port not in values:
+                raise NodeError(f"no value for body port {port!r} of {self.call.label}")
+            seeds.append((dst, dst_port, values[port]))
+        seeds += self._captured
+        outer = self.call.flow
+        return Flow(outer.state, self.members, outer.limit, ctx=ctx or outer.ctx, seeds=seeds,
+                    keep=self.keep, scope=(*outer.scope, (self.call.planned.id, scope)),
+                    pending=self._pending)
 
 
 class Flow:
     """Runs ``members`` of a plan to completion (or until cancelled)."""
 
-    def __init__(self, run: RunState, members: Iterable[int], limit: int) -> None:
+    def __init__(self, run: RunState, members: Iterable[int], limit: int, *,
+                 ctx: RunContext | None = None, seeds: Iterable[tuple[int, str | None, Any]] = (),
+                 keep: Iterable[int] = (), scope: tuple[tuple[str, Any], ...] = (),
+                 pending: dict[int, int] | None = None) -> None:
         self.state = run
+        self.ctx = ctx or run.ctx
         self.limit = max(1, limit)
-        nodes = run.plan.nodes
-        self._nodes = nodes
-        self._edge_port = run.plan.edge_port
-        self._edge_dst = run.plan.edge_dst
-        self._edge_dst_port = run.plan.edge_dst_port
+        plan = run.plan
+        self._nodes = plan.nodes
         self._records = run.records
-        self._members = members = list(members)
-        self._is_member = bytearray(len(nodes))
-        self._pending = [0] * len(nodes)
-        for i in members:
-            self._is_member[i] = 1
-            self._pending[i] = nodes[i].n_deps
-        self._arrived: list[dict[str, Any] | None] = [None] * len(nodes)
-        self._skip: list[Skip | None] = [None] * len(nodes)
-        self._fired = bytearray(len(nodes))
+        self._edge_port = plan.edge_port
+        self._edge_dst = plan.edge_dst
+        self._edge_dst_port = plan.edge_dst_port
+        self._members = list(members)
+        nodes = self._nodes
+        self._pending: dict[int, int] = (dict(pending) if pending is not None else
+                                          {i: nodes[i].n_deps for i in self._members})
+        self._arrived: dict[int, dict[str, Any]] = {}
+        self._skip: dict[int, Skip] = {}
+        self._fired: set[int] = set()
         self._ready: list[int] = []
-        self._last_yield = time.perf_counter()
+        self._seeds = list(seeds)
+        self._keep = frozenset(keep)
+        #: outputs (or the Skip) of the ``keep`` nodes once they have run
+        self.kept: dict[int, dict[str, Any] | Skip] = {}
+        #: members that failed with nobody handling it (``on_error`` stop)
+        self.failures: list[int] = []
+        self._errors: dict[int, tuple[str, str]] = {}
+        #: where this flow runs: ``(owner id, item index or branch name)`` pairs from the top
+        self.scope = scope
+        self._tag = {"scope": [list(pair) for pair in scope]} if scope else {}
         self._since_check = 0
+        self._last_yield = time.perf_counter()
+
+    def emit(self, type_: str, **fields: Any) -> None:
+        """Publish an event, stamped with this flow's scope when it runs inside a node."""
+        if self.ctx.bus.active:
+            self.ctx.emit(type_, **fields, **self._tag)
+
+    def result(self, i: int) -> Any:
+        """A kept node's result, as loops and branches report it: its ``out`` port, else
+        its ``results`` (a nested loop or parallel node), else its only port, else a
+        dict of its ports; None when it was skipped or failed."""
+        outputs = self.kept.get(i)
+        if outputs is None or isinstance(outputs, Skip):
+            return None
+        for port in ("out", "results"):
+            if port in outputs:
+                return outputs[port]
+        if len(outputs) == 1:
+            return next(iter(outputs.values()))
+        return dict(outputs)
+
+    def first_failure(self) -> BodyFailed:
+        """The first unhandled failure of this flow, as an exception its owner can raise."""
+        i = self.failures[0]
+        error, trace = self._errors[i]
+        label = self._nodes[i].label
+        return BodyFailed(f"{label}: {error}", self._nodes[i].id, error, trace)
 
     # ------------------------------------------------------------------ driving
     async def run(self) -> None:
@@ -174,6 +299,10 @@ class Flow:
         for i in self._members:
             if self._pending[i] == 0:
                 self._queue(i)
+        for dst, dst_port, value in self._seeds:
+            skip = self._deliver(dst, dst_port, value)
+            if skip is not None:
+                self._skip_downstream(dst, skip, mark=True)
         if self.limit == 1:
             await self._run_serial()
         else:
@@ -187,7 +316,8 @@ class Flow:
             i = pop(ready)
             planned = nodes[i]
             if planned.inline:
-                if planned.direct is not None and not planned.mutable_defaults and not bus.active:
+                if (planned.direct is not None and not planned.mutable_defaults
+                        and not bus.active and not self._keep):
                     self._run_direct(i, planned, planned.direct)
                 else:
                     self._execute_inline(i)
@@ -236,22 +366,20 @@ class Flow:
 
     # ------------------------------------------------------------------ one node
     def _begin(self, i: int) -> tuple[PlannedNode, dict[str, Any], float]:
-        planned, rec, ctx = self._nodes[i], self._records[i], self.state.ctx
-        kwargs = self._arrived[i]
+        planned, rec = self._nodes[i], self._records[i]
+        kwargs = self._arrived.pop(i, None)
         if kwargs is None:
             kwargs = dict(planned.defaults)
-        else:
-            self._arrived[i] = None
         for key in planned.mutable_defaults:
             if kwargs.get(key) is planned.defaults[key]:
                 kwargs[key] = copy.deepcopy(kwargs[key])
         rec.state = _RUNNING
         rec.inputs = kwargs
-        rec.attempts += 1
+        rec.attempts = 1
         started = time.perf_counter()
-        rec.started = started - ctx.started
-        if ctx.bus.active:
-            ctx.emit("node_started", node=planned.id)
+        rec.started = started - self.ctx.started
+        if self.ctx.bus.active:
+            self.emit("node_started", node=planned.id)
         return planned, kwargs, started
 
     def _execute_inline(self, i: int) -> None:
@@ -266,19 +394,12 @@ class Flow:
             if direct is not None:
                 outputs = {direct[1]: direct[0](**kwargs)}
             else:
-                result = call_inline(self.state, planned, kwargs)
+                result = call_inline(planned, kwargs, self.ctx)
                 outputs = planned.strategy.route(NodeCall(self, planned, kwargs), result)
         except Exception as exc:  # noqa: BLE001 - a node's failure is data, never the engine's crash
             self._fail(i, exc, started)
             return
-        if direct is None or self.state.bus.active:
-            self._succeed(i, outputs, started)
-            return
-        rec = self._records[i]  # _succeed, minus what a plain result cannot need
-        rec.state = _DONE
-        rec.duration_ms = (time.perf_counter() - started) * 1000.0
-        rec.outputs = outputs
-        self._route(i, outputs)
+        self._succeed(i, outputs, started)
 
     def _run_direct(self, i: int, planned: PlannedNode,
                     direct: tuple[Callable[..., Any], str]) -> None:
@@ -289,16 +410,14 @@ class Flow:
         every call saved here is saved 10,000 times.
         """
         rec = self._records[i]
-        kwargs = self._arrived[i]
+        kwargs = self._arrived.pop(i, None)
         if kwargs is None:
             kwargs = dict(planned.defaults)
-        else:
-            self._arrived[i] = None
         rec.state = _RUNNING
         rec.inputs = kwargs
-        rec.attempts += 1
+        rec.attempts = 1
         started = time.perf_counter()
-        rec.started = started - self.state.ctx.started
+        rec.started = started - self.ctx.started
         func, port = direct
         try:
             value = func(**kwargs)
@@ -333,7 +452,7 @@ class Flow:
         self._succeed(i, outputs, started)
 
     def _succeed(self, i: int, outputs: dict[str, Any], started: float) -> None:
-        rec, ctx = self._records[i], self.state.ctx
+        rec = self._records[i]
         rec.state = _DONE
         rec.duration_ms = (time.perf_counter() - started) * 1000.0
         clean = outputs
@@ -342,9 +461,11 @@ class Flow:
                 clean = {k: v for k, v in outputs.items() if v.__class__ is not Skip}
                 break
         rec.outputs = clean
-        if ctx.bus.active:
-            ctx.emit("node_finished", node=self._nodes[i].id, duration_ms=rec.duration_ms,
-                     outputs={k: preview(v) for k, v in clean.items()})
+        if i in self._keep:
+            self.kept[i] = clean
+        if self.ctx.bus.active:
+            self.emit("node_finished", node=self._nodes[i].id, duration_ms=rec.duration_ms,
+                      outputs={k: preview(v) for k, v in clean.items()})
         self._route(i, outputs)
 
     def _stopped(self, i: int, started: float) -> None:
@@ -352,28 +473,45 @@ class Flow:
         rec.state = _STOPPED
         rec.duration_ms = (time.perf_counter() - started) * 1000.0
         rec.reason = "run stopped"
-        self.state.ctx.emit("node_stopped", node=self._nodes[i].id, reason=rec.reason)
+        self.emit("node_stopped", node=self._nodes[i].id, reason=rec.reason)
 
     def _fail(self, i: int, exc: BaseException, started: float) -> None:
-        planned, rec, ctx = self._nodes[i], self._records[i], self.state.ctx
-        if isinstance(exc, StopRequested) and ctx.stop_flag.is_set():
+        planned, rec = self._nodes[i], self._records[i]
+        if isinstance(exc, StopRequested) and self.ctx.stop_flag.is_set():
             self._stopped(i, started)
             self._skip_downstream(i, Skip("run stopped", planned.id))
             return
         rec.state = _FAILED
         rec.duration_ms = (time.perf_counter() - started) * 1000.0
         rec.error, rec.traceback = format_error(exc)
-        self.state.failed.append(i)
-        ctx.emit("node_failed", node=planned.id, error=rec.error, traceback=rec.traceback,
-                 duration_ms=rec.duration_ms)
-        self._skip_downstream(i, Skip(f"upstream failed: {planned.label}", planned.id))
+        trace = getattr(exc, "node_traceback", None)
+        if isinstance(trace, str):
+            rec.traceback = trace  # a body node's failure: show where it really happened
+        on_error = planned.policy.on_error
+        rec.handled = on_error != "stop"
+        self.emit("node_failed", node=planned.id, error=rec.error, traceback=rec.traceback,
+                  duration_ms=rec.duration_ms, handled=rec.handled)
+        if on_error == "continue":
+            self._route(i, {p.name: None for p in planned.outputs})
+        elif on_error == "error_output":
+            error = {"node": planned.id, "error": rec.error, "traceback": rec.traceback}
+            skip = Skip(f"{planned.label} failed; its error went to {ERROR_PORT!r}", planned.id)
+            self._route(i, {p.name: error if p.name == ERROR_PORT else skip
+                            for p in planned.outputs})
+        else:
+            self.failures.append(i)
+            self._errors[i] = (rec.error, rec.traceback)
+            failed = Skip(f"upstream failed: {planned.label}", planned.id)
+            if i in self._keep:
+                self.kept[i] = failed
+            self._skip_downstream(i, failed)
 
     # ------------------------------------------------------------------ routing
     def _queue(self, i: int) -> None:
         self._records[i].state = _QUEUED
         heapq.heappush(self._ready, i)
         if self.state.bus.active:
-            self.state.ctx.emit("node_queued", node=self._nodes[i].id)
+            self.emit("node_queued", node=self._nodes[i].id)
 
     def _route(self, i: int, outputs: dict[str, Any]) -> None:
         """Deliver a node's outputs along its wires."""
@@ -405,30 +543,32 @@ class Flow:
 
     def _deliver(self, dst: int, dst_port: str | None, value: Any) -> Skip | None:
         """Hand one value to one input; returns a Skip if that makes the node skipped."""
-        if not self._is_member[dst]:
-            return None
-        self._pending[dst] -= 1
-        done = self._pending[dst] == 0
+        pending = self._pending
+        left = pending.get(dst)
+        if left is None:
+            return None  # not a member of this flow (a body node, or outside a body)
+        left -= 1
+        pending[dst] = left
         target = self._nodes[dst]
         if value.__class__ is Skip:
             if target.join_first:
-                return value if done and not self._fired[dst] else None
-            if self._skip[dst] is None:
-                self._skip[dst] = value
-            return self._skip[dst] if done else None
+                return value if left == 0 and dst not in self._fired else None
+            first = self._skip.setdefault(dst, value)
+            return first if left == 0 else None
         if dst_port is not None:
-            arrived = self._arrived[dst]
+            arrived = self._arrived.get(dst)
             if arrived is None:
                 arrived = self._arrived[dst] = dict(target.defaults)
             arrived[dst_port] = value
         if target.join_first:
-            if not self._fired[dst]:
-                self._fired[dst] = 1
+            if dst not in self._fired:
+                self._fired.add(dst)
                 self._queue(dst)
             return None
-        if done:
-            if self._skip[dst] is not None:
-                return self._skip[dst]
+        if left == 0:
+            skip = self._skip.get(dst)
+            if skip is not None:
+                return skip
             self._queue(dst)
         return None
 
@@ -436,9 +576,11 @@ class Flow:
         rec = self._records[i]
         rec.state = _SKIPPED
         rec.reason = skip.reason
-        self._arrived[i] = None
+        self._arrived.pop(i, None)
+        if i in self._keep:
+            self.kept[i] = skip
         if self.state.bus.active:
-            self.state.ctx.emit("node_skipped", node=self._nodes[i].id, reason=skip.reason)
+            self.emit("node_skipped", node=self._nodes[i].id, reason=skip.reason)
 
 
 def _being_cancelled() -> bool:

@@ -22,6 +22,7 @@ from .events import EventBus
 from .flow import Flow, RunState
 from .plan import GraphValidationError, Issue, Plan, compile_plan
 from .result import NodeRecord, RunResult
+from .scopes import TOP
 from .states import NodeState, RunStatus
 from .strategies import Strategy
 
@@ -111,9 +112,11 @@ class ExecutionManager:
     # ------------------------------------------------------------------ internals
     async def _run_flow(self, state: RunState) -> RunStatus:
         limit = self.max_concurrency or self.graph.settings.max_concurrency
+        top = [i for i, owner in enumerate(state.plan.owner) if owner == TOP]
+        flow = Flow(state, top, limit)
         self._flow_running = True
         try:
-            await Flow(state, range(len(state.records)), limit).run()
+            await flow.run()
         except asyncio.CancelledError:
             task = self._task
             if not self._stop_requested or task is None or task.uncancel() > 0:
@@ -121,7 +124,7 @@ class ExecutionManager:
             return RunStatus.STOPPED
         finally:
             self._flow_running = False
-        return RunStatus.FAILED if state.failed else RunStatus.SUCCEEDED
+        return RunStatus.FAILED if flow.failures else RunStatus.SUCCEEDED
 
     async def _finish(self, state: RunState, status: RunStatus, issues: list[Issue]) -> RunResult:
         ctx = state.ctx
@@ -134,10 +137,14 @@ class ExecutionManager:
                 ctx.emit("node_skipped", node=node_id, reason=rec.reason)
         duration_ms = (time.perf_counter() - ctx.started) * 1000.0
         self.status = status
+        plan = state.plan
+        inside = {node.id: plan.nodes[owner].id
+                  for node, owner in zip(plan.nodes, plan.owner, strict=True) if owner != TOP}
         result = RunResult(ctx.run_id, status, duration_ms, self.records,
-                           [i for i in issues if i.severity != "error"], abandoned)
+                           [i for i in issues if i.severity != "error"], abandoned, inside)
         ctx.emit("run_finished", status=status.value, duration_ms=round(duration_ms, 3),
-                 failed=[e["node"] for e in result.errors], abandoned=abandoned)
+                 failed=[e["node"] for e in result.errors if not e["handled"]],
+                 abandoned=abandoned)
         self.bus.flush()
         self._task = None
         self._ctx = None

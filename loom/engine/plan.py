@@ -17,6 +17,8 @@ from typing import Any
 from loom.graph import DEFAULT_EXECUTION_MODE, Graph, Node
 from loom.registry import NodeSpec, PortSpec, Registry, compatible, value_matches
 
+from .policies import ERROR_PORT, PLAIN, Policy, parse_policy
+from .scopes import TOP, WireRouter, resolve_owners
 from .strategies import STRATEGIES, Strategy
 
 
@@ -60,13 +62,14 @@ class PlannedNode:
 
     __slots__ = ("defaults", "direct", "edge_hi", "edge_lo", "index", "inline", "inputs",
                  "join_first", "mode", "mutable_defaults", "n_deps", "node", "outputs",
-                 "required", "spec", "strategy", "value_outputs")
+                 "policy", "required", "spec", "strategy", "value_outputs")
 
     def __init__(self, index: int, node: Node, spec: NodeSpec | None, strategy: Strategy,
                  mode: str, inputs: Mapping[str, PortSpec], outputs: tuple[PortSpec, ...],
                  value_outputs: tuple[str, ...], defaults: Mapping[str, Any],
                  join_first: bool = False, inline: bool = False,
-                 direct: tuple[Callable[..., Any], str] | None = None) -> None:
+                 direct: tuple[Callable[..., Any], str] | None = None,
+                 policy: Policy = PLAIN) -> None:
         self.index = index
         self.node = node
         self.spec = spec
@@ -94,6 +97,8 @@ class PlannedNode:
         #: the function to call and the port its result goes to, so the flow can
         #: skip the general path; None otherwise
         self.direct = direct
+        #: timeout, retries, rate limit and on_error from the node's metadata
+        self.policy = policy
         #: defaults that are lists or dicts: each call gets its own copy, so a node
         #: that changes its input does not change the graph's properties
         self.mutable_defaults: tuple[str, ...] = ()
@@ -138,6 +143,14 @@ class Plan:
     edge_port: list[str] = field(default_factory=list)
     edge_dst: list[int] = field(default_factory=list)
     edge_dst_port: list[str | None] = field(default_factory=list)
+    #: the node each node runs inside (loop or parallel node), or TOP (-1)
+    owner: list[int] = field(default_factory=list)
+    #: owner -> the nodes directly inside it, in file order
+    members: dict[int, list[int]] = field(default_factory=dict)
+    #: owner -> capture port -> where it hands the value when running its scope
+    captures: dict[int, dict[str, list[tuple[int, str]]]] = field(default_factory=dict)
+    #: while node -> (body node, its port, the loop node's input port) carried back
+    back_edges: dict[int, list[tuple[int, str, str]]] = field(default_factory=dict)
 
     def wires_from(self, i: int) -> Iterator[tuple[str, int, str | None]]:
         """The wires leaving node ``i``: (port, destination index, destination port)."""
@@ -239,9 +252,18 @@ class _Binder:
                 elif key not in (spec.dynamic_inputs, spec.dynamic_outputs):
                     out.warning(node, f"property {key!r} is not a port or parameter of "
                                       f"{node.type}")
+        policy, outputs, inline, direct = PLAIN, binding.outputs, binding.inline, binding.direct
+        if node.metadata:
+            policy, problems = parse_policy(node.metadata, binding.strategy.owned_settings)
+            for message in problems:
+                out.error(node, message)
+            if policy.on_error == "error_output":
+                outputs = (*outputs, PortSpec(ERROR_PORT, "dict"))
+            if policy.wraps_call:
+                inline, direct = False, None
         planned = PlannedNode(index, node, spec, binding.strategy, binding.mode, binding.inputs,
-                              binding.outputs, binding.value_outputs, defaults,
-                              spec.join == "first", binding.inline, binding.direct)
+                              outputs, binding.value_outputs, defaults,
+                              spec.join == "first", inline, direct, policy)
         planned.mutable_defaults = mutable
         planned.required = binding.required
         return planned
@@ -275,7 +297,8 @@ class _Binder:
                            tuple(p.name for p in outs), {})
 
 
-def _wire(plan: Plan, out: _Collector, edges: list[Edge], wired: set[tuple[int, str]]) -> None:
+def _wire(plan: Plan, out: _Collector, router: WireRouter,
+          wired: set[tuple[int, str]]) -> None:
     nodes, index = plan.nodes, plan.index
     for conn in plan.graph.connections:
         src, dst = nodes[index[conn.src_node]], nodes[index[conn.dst_node]]
@@ -291,28 +314,32 @@ def _wire(plan: Plan, out: _Collector, edges: list[Edge], wired: set[tuple[int, 
             out.error(dst.node, f"has no input port {conn.dst_port!r} (inputs: {names}); "
                                 f"wired from {src.id}.{conn.src_port}")
             continue
-        key = (dst.index, conn.dst_port)
-        if key in wired:
-            out.error(dst.node, f"input {conn.dst_port!r} has more than one wire")
-            continue
         if src_port.type != dst_port.type and not compatible(src_port.type, dst_port.type):
             out.error(dst.node, f"input {conn.dst_port!r} expects {dst_port.type} but "
                                 f"{src.label} output {conn.src_port!r} gives {src_port.type}")
+        kind = router.route(src, conn.src_port, dst, conn.dst_port)
+        if kind != "edge":
+            continue  # a back edge (a while loop's carried value) or an error, reported
+        key = (dst.index, conn.dst_port)
+        if key in wired:
+            out.error(dst.node, f"input {conn.dst_port!r} has more than one wire")
         wired.add(key)
-        edges.append((src.index, conn.src_port, dst.index, conn.dst_port))
-        dst.n_deps += 1
 
 
-def _control(plan: Plan, edges: list[Edge]) -> None:
+def _control(plan: Plan, out: _Collector, router: WireRouter) -> None:
     for planned in plan.nodes:
         if planned.strategy.node_independent:
             continue  # the base strategy has no control edges
         for port, ids in planned.strategy.control_edges(planned.node).items():
             for node_id in ids:
                 target = plan.index.get(node_id)
-                if target is not None and target != planned.index:
-                    edges.append((planned.index, port, target, None))
-                    plan.nodes[target].n_deps += 1
+                if target is None or target == planned.index:
+                    continue
+                if not router.same_scope(planned, plan.nodes[target]):
+                    out.error(planned.node, f"{port}_path names {node_id!r}, which runs in "
+                                            "another loop body or branch")
+                    continue
+                router.add(planned.index, port, target, None)
 
 
 def _lay_out(plan: Plan, edges: list[Edge]) -> None:
@@ -364,10 +391,13 @@ def _check_property(node: Node, port: PortSpec, value: Any, out: _Collector) -> 
 
 
 def _check_cycles(plan: Plan, out: _Collector) -> None:
-    # Kahn's algorithm (iterative, so a 100,000-node chain is fine). Every wire
-    # into a node, data or control, counts once in its n_deps.
+    # Kahn's algorithm (iterative, so a 100,000-node chain is fine) over the wires
+    # as stored: back edges of while loops are not among them; captured values
+    # handed down through owners are not wires (the owner runs before its scope).
     nodes, edge_dst = plan.nodes, plan.edge_dst
-    indegree = [p.n_deps for p in nodes]
+    indegree = [0] * len(nodes)
+    for dst in edge_dst:
+        indegree[dst] += 1
     ready = [i for i, d in enumerate(indegree) if d == 0]
     seen = 0
     while ready:
@@ -433,10 +463,17 @@ def _compile(graph: Graph, registry: Registry, strategies: Mapping[str, Strategy
         if not planned.strategy.node_independent:
             for message in planned.strategy.validate(planned.node, index):
                 out.error(planned.node, message)
+    plan.owner = [TOP] * len(nodes)
+    resolve_owners(plan, out)
     edges: list[Edge] = []
     wired: set[tuple[int, str]] = set()
-    _wire(plan, out, edges, wired)
-    _control(plan, edges)
+    router = WireRouter(plan, out, edges)
+    _wire(plan, out, router, wired)
+    _control(plan, out, router)
+    for planned in nodes:
+        if not planned.strategy.node_independent:
+            for message in planned.strategy.check_plan(planned, plan):
+                out.error(planned.node, message)
     _lay_out(plan, edges)
     _check_inputs(plan, out, wired)
     _check_cycles(plan, out)

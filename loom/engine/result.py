@@ -13,8 +13,8 @@ from .values import to_jsonable
 class NodeRecord:
     """One node's state in the current or last run (kept small: a run may have 100,000)."""
 
-    __slots__ = ("attempts", "duration_ms", "error", "inputs", "iterations", "outputs", "reason",
-                 "started", "state", "traceback")
+    __slots__ = ("attempts", "duration_ms", "error", "handled", "inputs", "iterations",
+                 "outputs", "reason", "started", "state", "traceback")
 
     def __init__(self) -> None:
         self.state = NodeState.PENDING
@@ -28,8 +28,12 @@ class NodeRecord:
         self.reason: str | None = None
         self.inputs: dict[str, Any] | None = None
         self.outputs: dict[str, Any] | None = None
+        #: how many times the node's call was attempted (retries count)
         self.attempts = 0
+        #: loop iterations or parallel branches run, for loop and parallel nodes
         self.iterations = 0
+        #: a failure its ``on_error`` policy handled (continue, error_output)
+        self.handled = False
 
     def to_json(self) -> dict[str, Any]:
         """The ``nodes`` entry of ``loom run --json``."""
@@ -40,6 +44,8 @@ class NodeRecord:
         }
         if self.reason is not None:
             data["reason"] = self.reason
+        if self.handled:
+            data["handled"] = True
         return data
 
 
@@ -54,6 +60,8 @@ class RunResult:
     issues: list[Issue] = field(default_factory=list)
     #: nodes still running in worker threads when the run ended (threads cannot be killed)
     abandoned: list[str] = field(default_factory=list)
+    #: node id -> the loop or parallel node it runs inside (its records show its last run)
+    inside: dict[str, str] = field(default_factory=dict)
 
     @property
     def outputs(self) -> dict[str, dict[str, Any]]:
@@ -62,8 +70,13 @@ class RunResult:
 
     @property
     def errors(self) -> list[dict[str, Any]]:
-        """Failed nodes with their message and traceback, in node order."""
-        return [{"node": nid, "error": rec.error, "traceback": rec.traceback}
+        """Failed nodes with their message and traceback, in node order.
+
+        ``handled`` is true for failures an ``on_error`` policy dealt with; only the
+        others make a run ``failed``.
+        """
+        return [{"node": nid, "error": rec.error, "traceback": rec.traceback,
+                 "handled": rec.handled}
                 for nid, rec in self.nodes.items() if rec.state is NodeState.FAILED]
 
     def to_json(self) -> dict[str, Any]:

@@ -25,7 +25,7 @@ class ChromeTrace:
     def __init__(self, labels: Mapping[str, str] | None = None) -> None:
         self.labels = dict(labels or {})
         self.events: list[dict[str, Any]] = []
-        self._open: dict[str, tuple[float, int]] = {}
+        self._open: dict[tuple[str, str], tuple[float, int]] = {}
         self._lanes: list[bool] = []
 
     def attach(self, bus: EventBus) -> ChromeTrace:
@@ -38,8 +38,8 @@ class ChromeTrace:
         for event in batch:
             kind = event["type"]
             if kind == "node_started":
-                self._open[event["node"]] = (event["t"], self._take_lane())
-            elif kind in _END and event["node"] in self._open:
+                self._open[_key(event)] = (event["t"], self._take_lane())
+            elif kind in _END and _key(event) in self._open:
                 self._close(event, _END[kind])
             elif kind in _INSTANT:
                 self.events.append({"name": kind, "ph": "i", "s": "g", "pid": 1, "tid": 0,
@@ -55,7 +55,7 @@ class ChromeTrace:
 
     def _close(self, event: Event, state: str) -> None:
         node = event["node"]
-        start, lane = self._open.pop(node)
+        start, lane = self._open.pop(_key(event))
         self._lanes[lane] = False
         self.events.append({
             "name": self.labels.get(node, node), "cat": state, "ph": "X", "pid": 1,
@@ -76,6 +76,11 @@ class ChromeTrace:
         """Write the trace as JSON."""
         with open(path, "w", encoding="utf-8") as f:
             json.dump(self.document(), f)
+
+
+def _key(event: Event) -> tuple[str, str]:
+    # The same node runs once per loop item or branch: its scope tells the runs apart.
+    return event["node"], repr(event.get("scope"))
 
 
 def _us(seconds: float) -> int:

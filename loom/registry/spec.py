@@ -225,9 +225,17 @@ def build_spec(func: Callable[..., Any], *, id: str | None = None,
         raise TypeError(f"@node {where}: dynamic inputs arrive as **kwargs; add one")
     kind = _kind(func)
     if kind in ("async", "async_generator"):
+        if executor not in (None, "async"):
+            raise TypeError(f"@node {where}: an async function runs on the event loop; "
+                            f"executor={executor!r} does not apply")
         chosen: Executor = "async"
     else:
         chosen = executor or ("inline" if cheap else "thread")
+    if chosen in ("process", "dask") and (wants_ctx or kind != "function"):
+        # The run context (bus, stop flag) and a generator's streaming stay in this
+        # process; a worker process could use neither.
+        raise TypeError(f"@node {where}: executor={chosen!r} needs a plain function "
+                        "without a ctx parameter")
     meta = dict(metadata or {})
     if mode is not None:
         meta["execution_mode"] = mode

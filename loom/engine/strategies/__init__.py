@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from .base import Setting, Strategy
 from .conditional import ConditionalStrategy
+from .loop import LoopStrategy
+from .parallel import ParallelStrategy
 from .sequential import SequentialStrategy
 from .switch import SwitchStrategy
 
 STRATEGIES: dict[str, Strategy] = {
-    s.mode: s for s in (SequentialStrategy(), ConditionalStrategy(), SwitchStrategy())
+    s.mode: s for s in (SequentialStrategy(), ConditionalStrategy(), SwitchStrategy(),
+                        LoopStrategy(), ParallelStrategy())
 }
 
-__all__ = ["STRATEGIES", "ConditionalStrategy", "SequentialStrategy", "Setting", "Strategy",
-           "SwitchStrategy"]
+__all__ = ["STRATEGIES", "ConditionalStrategy", "LoopStrategy", "ParallelStrategy",
+           "SequentialStrategy", "Setting", "Strategy", "SwitchStrategy"]

@@ -21,6 +21,7 @@ from loom.registry import PortSpec
 
 if TYPE_CHECKING:
     from ..flow import NodeCall
+    from ..plan import Plan, PlannedNode
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,8 @@ class Setting:
     """One metadata setting of a mode, as the inspector shows and validation checks it.
 
     ``kind`` is one of ``int``, ``float``, ``bool``, ``str``, ``choice``, ``node_ids``
-    (a list of node ids), ``node_id``, ``node_id_lists`` (a list of lists of ids),
-    ``object`` or ``list``.
+    (a list of node ids), ``node_id``, ``node_id_lists`` (a list of lists of ids, or
+    an object of named lists), ``object`` or ``list``.
     """
 
     name: str
@@ -44,7 +45,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_setting(setting: Setting, value: Any, known_ids: Mapping[str, Any]) -> str | None:
+def check_setting(setting: Setting, value: Any, known_ids: Mapping[str, Any]) -> str | None:
     """A message saying what is wrong with one setting's value, or None."""
     kind = setting.kind
     if kind == "int" and not _is_int(value):
@@ -71,9 +72,11 @@ def _check_setting(setting: Setting, value: Any, known_ids: Mapping[str, Any]) -
             return f"must be a list of node ids, not {value!r}"
         return _check_ids(value, known_ids)
     if kind == "node_id_lists":
-        if not isinstance(value, list) or not all(isinstance(v, list) for v in value):
-            return f"must be a list of lists of node ids, not {value!r}"
-        return _check_ids([i for branch in value for i in branch], known_ids)
+        groups = list(value.values()) if isinstance(value, dict) else value
+        if not isinstance(groups, list) or not all(isinstance(v, list) for v in groups):
+            return ("must be a list of lists of node ids (or an object of named lists), "
+                    f"not {value!r}")
+        return _check_ids([i for branch in groups for i in branch], known_ids)
     return None
 
 
@@ -92,9 +95,10 @@ class Strategy:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls.node_independent = (not cls.settings and cls.output_ports is Strategy.output_ports
-                                and cls.control_edges is Strategy.control_edges
-                                and cls.validate is Strategy.validate)
+        cls.node_independent = not cls.settings and all(
+            getattr(cls, name) is getattr(Strategy, name)
+            for name in ("output_ports", "control_edges", "validate", "scopes", "body_ports",
+                         "back_edges", "check_plan"))
 
     #: the ``execution_mode`` value this strategy serves
     mode: ClassVar[str] = ""
@@ -106,6 +110,9 @@ class Strategy:
     #: True when ports, control edges and checks never look at the node (set
     #: automatically); the planner then binds all such nodes of a type at once
     node_independent: ClassVar[bool] = True
+    #: metadata keys this mode interprets itself, which per-node policies then leave
+    #: alone (a loop's max_retries retries an item, a parallel node's timeout a branch)
+    owned_settings: ClassVar[frozenset[str]] = frozenset()
 
     def output_ports(self, node: Node, outputs: tuple[PortSpec, ...]) -> tuple[PortSpec, ...]:
         """The node's output ports under this mode (the spec's, by default)."""
@@ -119,12 +126,33 @@ class Strategy:
         """
         return {}
 
+    def scopes(self, node: Node) -> list[list[str]]:
+        """Groups of node ids this node runs itself (a loop body, parallel branches).
+
+        Those nodes do not run in the flow around this node; the strategy runs them
+        through ``NodeCall.body``.
+        """
+        return []
+
+    def body_ports(self, node: Node) -> tuple[str, ...]:
+        """Output ports whose wires into the node's scopes carry a value per run of them
+        (``("*",)``: every output port)."""
+        return ()
+
+    def back_edges(self, node: Node) -> bool:
+        """May nodes of this node's scopes wire back into it (a while loop's carried values)?"""
+        return False
+
+    def check_plan(self, planned: PlannedNode, plan: Plan) -> list[str]:
+        """Problems only the wired-up plan shows (scopes, back edges); after validate()."""
+        return []
+
     def validate(self, node: Node, known_ids: Mapping[str, Any]) -> list[str]:
         """Messages about this node's settings; the default checks them against :attr:`settings`."""
         problems = []
         for setting in self.settings:
             if setting.name in node.metadata and node.metadata[setting.name] is not None:
-                message = _check_setting(setting, node.metadata[setting.name], known_ids)
+                message = check_setting(setting, node.metadata[setting.name], known_ids)
                 if message:
                     problems.append(f"metadata.{setting.name} {message}")
         return problems

@@ -1,0 +1,270 @@
+"""``loop``: run a body of nodes once per item (``for_each``) or while a condition holds.
+
+The body is explicit: ``metadata.body`` lists its node ids. Those nodes run only
+inside the loop, in a fresh flow per item or iteration, so nested loops start
+clean on every outer iteration. Each run of the body emits ``loop_iteration``.
+
+``for_each``
+    The node's function returns the items (``control.for_each`` passes on its
+    ``items`` input). Its ``item`` and ``index`` ports feed the body; ``results``
+    (in item order, whatever the completion order), ``errors`` and
+    ``execution_info`` leave the loop. An item's result is the value of the
+    *last node listed in the body*: its ``out`` port (``results`` for a nested loop
+    or parallel node), or its only port, or a dict of all its ports; ``None`` when
+    that node was skipped.
+
+    ``batch_size`` > 1 runs the body once per batch: ``item`` is then a list of up
+    to that many items, ``index`` the batch number, and ``results`` holds one entry
+    per batch. ``parallel`` runs up to ``max_concurrent`` items at once, each on a
+    clone of the context. ``max_retries`` (attempts in all) and ``retry_wait`` rerun
+    a failed item's whole body. A failed item fails the loop (cancelling the items
+    still running) unless ``continue_on_error``: then its slot holds ``None`` and
+    ``errors`` gets ``{"index", "node", "error"}``.
+
+``while``
+    Before each iteration the node's function is called with the loop's current
+    inputs; its result decides by truthiness, or a :class:`~loom.registry.Branch`
+    carries the decision and the value (``control.while`` continues while its
+    ``condition``, or if that is empty its ``value``, is truthy). The value goes
+    into the body along every wire from the loop node; wires from body nodes back
+    into the loop node (or ``loop_back_to``: that node's first output into the
+    loop's first input) carry the next iteration's inputs. When the decision is
+    false the value leaves by the node's outputs. More than ``max_iterations``
+    (1000; -1 for unbounded, for servers) fails the loop, naming it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+    wait_none,
+)
+
+from loom.graph import Node
+from loom.registry import Branch, PortSpec
+
+from ..concurrency import Pool
+from ..errors import BodyFailed, LoopLimitError
+from ..values import preview
+from .base import Setting, Strategy
+
+if TYPE_CHECKING:
+    from ..context import RunContext
+    from ..flow import NodeCall
+    from ..plan import Plan, PlannedNode
+
+FOR_EACH, WHILE = "for_each", "while"
+LOOP_PORTS = ("item", "index", "results", "errors", "execution_info")
+BODY_PORTS = ("item", "index")
+
+
+class LoopStrategy(Strategy):
+    """``for_each`` and ``while`` loops over an explicit body."""
+
+    mode = "loop"
+    single_call = False
+    owned_settings = frozenset({"max_retries", "retry_wait"})
+    settings = (
+        Setting("loop_type", "choice", FOR_EACH, "for_each: once per item; while: while the "
+                "condition holds", choices=(FOR_EACH, WHILE)),
+        Setting("body", "node_ids", [], "the nodes run each time; the last one gives the result"),
+        Setting("max_iterations", "int", 1000, "while: the most iterations (-1: no limit)",
+                minimum=-1),
+        Setting("batch_size", "int", 1, "for_each: items per run of the body", minimum=1),
+        Setting("parallel", "bool", False, "for_each: run items concurrently"),
+        Setting("max_concurrent", "int", 10, "for_each: items at once when parallel", minimum=1),
+        Setting("continue_on_error", "bool", False, "for_each: a failed item leaves null and an "
+                "error instead of failing the loop"),
+        Setting("max_retries", "int", 1, "for_each: attempts per item (1: no retry)", minimum=1),
+        Setting("retry_wait", "float", 0.0, "for_each: seconds before retrying an item; doubles",
+                minimum=0),
+        Setting("loop_back_to", "node_id", None, "while: the body node whose first output is "
+                "carried back into the loop's first input"),
+    )
+
+    # ------------------------------------------------------------------ plan time
+    def _type(self, node: Node) -> str:
+        return str(self.setting(node, "loop_type"))
+
+    def output_ports(self, node: Node, outputs: tuple[PortSpec, ...]) -> tuple[PortSpec, ...]:
+        """``for_each`` adds item, index, results, errors and execution_info."""
+        if self._type(node) != FOR_EACH:
+            return outputs
+        own = {p.name for p in outputs}
+        types = {"index": "int", "results": "list", "errors": "list", "execution_info": "dict"}
+        return outputs + tuple(PortSpec(p, types.get(p, "any")) for p in LOOP_PORTS
+                               if p not in own)
+
+    def scopes(self, node: Node) -> list[list[str]]:
+        """The body."""
+        body = node.metadata.get("body")
+        return [list(body)] if isinstance(body, list) and body else []
+
+    def body_ports(self, node: Node) -> tuple[str, ...]:
+        """``item`` and ``index`` for for_each; every output for while (the current value)."""
+        return BODY_PORTS if self._type(node) == FOR_EACH else ("*",)  # "*": every output
+
+    def back_edges(self, node: Node) -> bool:
+        """A while loop's body wires the next iteration's inputs back into it."""
+        return self._type(node) == WHILE
+
+    def validate(self, node: Node, known_ids: Any) -> list[str]:
+        """A body is required; loop_back_to must be in it."""
+        problems = super().validate(node, known_ids)
+        body = node.metadata.get("body")
+        if not isinstance(body, list) or not body:
+            problems.append("metadata.body must list the loop's body nodes")
+        back = node.metadata.get("loop_back_to")
+        if isinstance(body, list) and isinstance(back, str) and back not in body:
+            problems.append(f"metadata.loop_back_to {back!r} is not in the body")
+        return problems
+
+    def check_plan(self, planned: PlannedNode, plan: Plan) -> list[str]:
+        """The result node is directly in the body; a while loop has a carried value."""
+        node = planned.node
+        body = node.metadata.get("body")
+        if not isinstance(body, list) or not body or body[-1] not in plan.index:
+            return []
+        last = plan.index[body[-1]]
+        if plan.owner[last] != planned.index:
+            return [f"the body's last node {body[-1]!r} (its result) runs in a nested body"]
+        if self._type(node) == WHILE:
+            return self._check_back_edges(planned, plan)
+        return []
+
+    def _check_back_edges(self, planned: PlannedNode, plan: Plan) -> list[str]:
+        back = planned.node.metadata.get("loop_back_to")
+        edges = plan.back_edges.setdefault(planned.index, [])
+        if isinstance(back, str) and back in plan.index:
+            src = plan.nodes[plan.index[back]]
+            if plan.owner[src.index] != planned.index:
+                return [f"metadata.loop_back_to {back!r} runs in a nested body"]
+            if not any(s == src.index for s, _, _ in edges):
+                if not src.outputs or not planned.inputs:
+                    return [f"metadata.loop_back_to {back!r}: no output to carry back or no "
+                            "input to carry it into"]
+                edges.append((src.index, src.outputs[0].name, next(iter(planned.inputs))))
+        if not edges:
+            return ["a while loop needs a value carried back: wire a body node's output into "
+                    "the loop node, or set metadata.loop_back_to"]
+        return []
+
+    # ------------------------------------------------------------------ run time
+    async def execute(self, call: NodeCall) -> dict[str, Any]:
+        """Run the loop; the outputs depend on the loop type."""
+        if self._type(call.node) == WHILE:
+            return await self._while(call)
+        return await self._for_each(call)
+
+    async def _for_each(self, call: NodeCall) -> dict[str, Any]:
+        node, started = call.node, time.perf_counter()
+        value = await call.invoke()
+        items = _as_items(value, call.label)
+        batch = int(self.setting(node, "batch_size"))
+        units: list[Any] = items if batch == 1 else [items[k:k + batch]
+                                                     for k in range(0, len(items), batch)]
+        result_node = call.result_node(node.metadata["body"])
+        parallel = bool(self.setting(node, "parallel"))
+        keep_going = bool(self.setting(node, "continue_on_error"))
+        attempts = int(self.setting(node, "max_retries"))
+        wait = float(self.setting(node, "retry_wait"))
+        results: list[Any] = [None] * len(units)
+        errors: list[dict[str, Any]] = []
+        record = call.flow.state.records[call.planned.index]
+        record.iterations = 0
+        body = call.body(call.members(), keep=[result_node])
+
+        async def attempt_unit(k: int, ctx: RunContext, attempt: int) -> None:
+            record.iterations += 1
+            call.emit("loop_iteration", iteration=k, total=len(units), attempt=attempt,
+                      item=preview(units[k]))
+            flow = body.flow({"item": units[k], "index": k}, ctx=ctx, scope=k)
+            await flow.run()
+            if flow.failures:
+                raise flow.first_failure()
+            results[k] = flow.result(result_node)
+
+        async def run_unit(k: int) -> None:
+            ctx = call.ctx.clone() if parallel else call.ctx
+            try:
+                if attempts == 1:  # tenacity costs ~60 µs an item; skip it when not retrying
+                    await attempt_unit(k, ctx, 1)
+                    return
+                # A fresh retrying object per item: tenacity's keep per-run state.
+                async for attempt in _retrying(attempts, wait):
+                    with attempt:
+                        await attempt_unit(k, ctx, attempt.retry_state.attempt_number)
+            except BodyFailed as exc:
+                if not keep_going:
+                    raise exc.within(f"item {k}") from None
+                errors.append({"index": k, "node": exc.node_id, "error": exc.error})
+
+        pool = Pool(len(units), int(self.setting(node, "max_concurrent")) if parallel else 1)
+        await pool.run(run_unit)
+        errors.sort(key=lambda e: e["index"])
+        info = {"total": len(units), "completed": len(units) - len(errors),
+                "failed": len(errors), "duration_ms": (time.perf_counter() - started) * 1000.0,
+                "concurrent_peak": pool.peak}
+        outputs = call.outputs(value, exclude=LOOP_PORTS)
+        outputs.update(results=results, errors=errors, execution_info=info)
+        return outputs
+
+    async def _while(self, call: NodeCall) -> dict[str, Any]:
+        node = call.node
+        limit = int(self.setting(node, "max_iterations"))
+        plan = call.flow.state.plan
+        back = plan.back_edges.get(call.planned.index, [])
+        body = call.body(call.members(), keep={src for src, _, _ in back})
+        inputs = dict(call.kwargs)
+        record = call.flow.state.records[call.planned.index]
+        record.iterations = 0
+        iteration = 0
+        while True:
+            decision, value = _decide(await call.invoke(**inputs))
+            if not decision:
+                return call.outputs(value)
+            if 0 <= limit <= iteration:
+                raise LoopLimitError(f"{call.label} ran {limit} iterations (max_iterations) and "
+                                     "its condition still holds")
+            record.iterations = iteration + 1
+            call.emit("loop_iteration", iteration=iteration, value=preview(value))
+            flow = body.flow({p.name: value for p in call.planned.outputs}, scope=iteration)
+            await flow.run()
+            if flow.failures:
+                raise flow.first_failure().within(f"iteration {iteration}")
+            for src, port, into in back:
+                outputs = flow.kept.get(src)
+                if isinstance(outputs, dict) and port in outputs:
+                    inputs[into] = outputs[port]
+            iteration += 1
+
+
+def _as_items(value: Any, label: str) -> list[Any]:
+    if isinstance(value, (str, bytes, dict)) or value is None:
+        raise TypeError(f"{label} needs a list of items to loop over, got "
+                        f"{type(value).__name__}")
+    try:
+        return list(value)
+    except TypeError:
+        raise TypeError(f"{label} needs a list of items to loop over, got "
+                        f"{type(value).__name__}") from None
+
+
+def _decide(result: Any) -> tuple[bool, Any]:
+    if isinstance(result, Branch):
+        return bool(result.condition), result.value
+    return bool(result), result
+
+
+def _retrying(attempts: int, wait: float) -> AsyncRetrying:
+    """Attempts of one item: a failed body reruns whole, waiting ``wait`` s, doubling."""
+    return AsyncRetrying(stop=stop_after_attempt(attempts), reraise=True,
+                         retry=retry_if_exception_type(BodyFailed),
+                         wait=wait_exponential(multiplier=wait, min=wait) if wait > 0
+                         else wait_none())

@@ -1,0 +1,236 @@
+"""``parallel``: run branches of nodes concurrently, each on a clone of the context.
+
+``metadata.parallel_branches`` lists the branches: a list of lists of node ids
+(each branch is named after its last node) or an object of named lists. A
+branch's result is the value of its *last node listed* (its ``out`` port, its
+``results`` for a nested loop or parallel node, or its only port, or a dict of
+all its ports). The node's function runs first; its
+result goes into every branch along wires from the node's ``value`` port
+(``control.parallel`` passes on its optional ``value`` input).
+
+No branch sees another's writes to ``ctx.vars``, nested values included (each
+works on a copy-on-write clone). Settings:
+
+- ``max_concurrency``: branches at once (default: all);
+- ``timeout``: seconds per branch; ``global_timeout``: seconds for all of them;
+- ``on_error``: ``fail_fast`` (default: the first failure cancels the branches
+  still running, whose ``finally`` blocks run, and fails the node with that
+  error), ``continue`` (failed branches leave ``null`` in their slot and an entry
+  in ``errors``), ``ignore`` (failed branches are left out of ``results``);
+- ``merge_strategy``: ``object`` (results by branch name, default) or ``array``
+  (in branch order);
+- ``strategy``: ``sequential`` runs the branches one after another (debugging).
+
+Outputs: ``results``, ``errors`` and ``execution_info`` (``total``, ``completed``,
+``failed``, ``duration_ms`` and ``concurrent_peak``, measured). Each branch's
+result is published as ``branch_completed`` the moment it finishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from loom.graph import Node
+from loom.registry import PortSpec
+
+from ..concurrency import Pool
+from ..errors import BodyFailed
+from ..values import preview
+from .base import Setting, Strategy
+
+if TYPE_CHECKING:
+    from ..flow import NodeCall
+    from ..plan import Plan, PlannedNode
+
+PARALLEL_PORTS = ("results", "errors", "execution_info", "value")
+BODY_PORT = "value"
+
+
+class BranchTimeout(TimeoutError):
+    """A branch ran past its ``timeout`` or the node's ``global_timeout``."""
+
+
+class ParallelStrategy(Strategy):
+    """Concurrent branches with isolation, limits, timeouts and an error policy."""
+
+    mode = "parallel"
+    single_call = False
+    owned_settings = frozenset({"timeout", "on_error"})
+    settings = (
+        Setting("parallel_branches", "node_id_lists", [], "the branches: lists of node ids "
+                "(or an object of named lists); a branch's last node gives its result"),
+        Setting("max_concurrency", "int", None, "branches at once (default: all)", minimum=1),
+        Setting("timeout", "float", None, "seconds each branch may take", minimum=0),
+        Setting("global_timeout", "float", None, "seconds all branches may take", minimum=0),
+        Setting("on_error", "choice", "fail_fast", "what a failed branch does",
+                choices=("fail_fast", "continue", "ignore")),
+        Setting("merge_strategy", "choice", "object", "results by branch name, or in order",
+                choices=("object", "array")),
+        Setting("strategy", "choice", "parallel", "sequential runs branches one by one",
+                choices=("parallel", "sequential")),
+    )
+
+    def output_ports(self, node: Node, outputs: tuple[PortSpec, ...]) -> tuple[PortSpec, ...]:
+        """results, errors, execution_info, and value (into the branches)."""
+        own = {p.name for p in outputs}
+        types = {"errors": "list", "execution_info": "dict"}
+        return outputs + tuple(PortSpec(p, types.get(p, "any")) for p in PARALLEL_PORTS
+                               if p not in own)
+
+    def scopes(self, node: Node) -> list[list[str]]:
+        """The branches."""
+        return [ids for _, ids in branches(node)]
+
+    def body_ports(self, node: Node) -> tuple[str, ...]:
+        """``value`` feeds every branch."""
+        return (BODY_PORT,)
+
+    def validate(self, node: Node, known_ids: Any) -> list[str]:
+        """Branches are required, non-empty, with distinct names and no shared node."""
+        problems = super().validate(node, known_ids)
+        found = branches(node)
+        if not found:
+            problems.append("metadata.parallel_branches must list at least one branch")
+        if any(not ids for _, ids in found):
+            problems.append("metadata.parallel_branches has an empty branch")
+        seen: dict[str, str] = {}
+        for name, ids in found:
+            for node_id in ids:
+                if node_id in seen and seen[node_id] != name:
+                    problems.append(f"node {node_id!r} is in branches {seen[node_id]!r} and "
+                                    f"{name!r}")
+                seen[node_id] = name
+        names = [name for name, _ in found]
+        if len(set(names)) != len(names):
+            problems.append("two branches end in the same node; name them with an object")
+        return problems
+
+    def check_plan(self, planned: PlannedNode, plan: Plan) -> list[str]:
+        """Each branch's last node runs directly in the branch."""
+        return [f"branch {name!r}: its last node {ids[-1]!r} (its result) runs in a nested body"
+                for name, ids in branches(planned.node)
+                if ids and ids[-1] in plan.index
+                and plan.owner[plan.index[ids[-1]]] != planned.index]
+
+    async def execute(self, call: NodeCall) -> dict[str, Any]:
+        """Run the branches; merge their results."""
+        node, started = call.node, time.perf_counter()
+        value = await call.invoke()
+        run = _Branches(call, branches(node), value, str(self.setting(node, "on_error")),
+                        self.setting(node, "timeout"))
+        limit = self.setting(node, "max_concurrency") or len(run.found)
+        pool = Pool(len(run.found), 1 if self.setting(node, "strategy") == "sequential"
+                    else int(limit))
+        global_timeout = self.setting(node, "global_timeout")
+        try:
+            if global_timeout is None:
+                await pool.run(run.branch)
+            else:
+                async with asyncio.timeout(float(global_timeout)):
+                    await pool.run(run.branch)
+        except TimeoutError:
+            message = f"global_timeout of {float(global_timeout):g} s reached"
+            run.time_out_the_rest(message)
+            if run.on_error == "fail_fast":
+                raise BranchTimeout(f"{call.label}: {message}") from None
+        merged, errors = run.merged(str(self.setting(node, "merge_strategy")))
+        info = {"total": len(run.found), "completed": len(run.found) - len(run.failed),
+                "failed": len(run.failed),
+                "duration_ms": (time.perf_counter() - started) * 1000.0,
+                "concurrent_peak": pool.peak}
+        outputs = call.outputs(value, exclude=PARALLEL_PORTS)
+        outputs.update(results=merged, errors=errors, execution_info=info)
+        outputs[BODY_PORT] = call.skip("value only feeds the branches")
+        return outputs
+
+
+class _Branches:
+    """One parallel node's run: each branch's flow, result or failure."""
+
+    def __init__(self, call: NodeCall, found: list[tuple[str, list[str]]], value: Any,
+                 on_error: str, timeout: Any) -> None:
+        self.call, self.found, self.value = call, found, value
+        self.on_error = on_error
+        self.timeout = None if timeout is None else float(timeout)
+        self.results: list[Any] = [None] * len(found)
+        self.failed: dict[int, BodyFailed | BranchTimeout] = {}
+        self.done: set[int] = set()
+        self.record = call.flow.state.records[call.planned.index]
+        self.record.iterations = 0
+
+    async def branch(self, k: int) -> None:
+        """Run branch ``k`` on a clone of the context; record and publish how it ended."""
+        call, (name, ids) = self.call, self.found[k]
+        started = time.perf_counter()
+        self.record.iterations += 1
+        result_node = call.result_node(ids)
+        flow = call.body(call.members(ids), keep=[result_node]).flow(
+            {BODY_PORT: self.value}, ctx=call.ctx.clone(), scope=name)
+        try:
+            if self.timeout is None:
+                await flow.run()
+            else:
+                try:
+                    async with asyncio.timeout(self.timeout):
+                        await flow.run()
+                except TimeoutError:
+                    raise BranchTimeout(f"branch {name!r} timed out after "
+                                        f"{self.timeout:g} s") from None
+            if flow.failures:
+                raise flow.first_failure().within(f"branch {name!r}")
+        except (BodyFailed, BranchTimeout) as exc:
+            self.failed[k] = exc
+            _completed(call, k, name, started, error=exc)
+            if self.on_error == "fail_fast":
+                raise
+            return
+        except asyncio.CancelledError:
+            _completed(call, k, name, started, cancelled=True)
+            raise
+        self.results[k] = flow.result(result_node)
+        self.done.add(k)
+        _completed(call, k, name, started, result=self.results[k])
+
+    def time_out_the_rest(self, message: str) -> None:
+        """After the global timeout: every branch that had not ended has failed."""
+        for k, (name, _) in enumerate(self.found):
+            if k not in self.done and k not in self.failed:
+                self.failed[k] = BranchTimeout(f"branch {name!r}: {message}")
+
+    def merged(self, merge_strategy: str) -> tuple[Any, list[dict[str, Any]]]:
+        """``results`` and ``errors`` as the policies say."""
+        keep = [k for k in range(len(self.found))
+                if k not in self.failed or self.on_error == "continue"]
+        if merge_strategy == "array":
+            merged: Any = [self.results[k] for k in keep]
+        else:
+            merged = {self.found[k][0]: self.results[k] for k in keep}
+        errors = [] if self.on_error == "ignore" else [
+            {"branch": self.found[k][0], "error": str(exc),
+             "node": getattr(exc, "node_id", None)} for k, exc in sorted(self.failed.items())]
+        return merged, errors
+
+
+def branches(node: Node) -> list[tuple[str, list[str]]]:
+    """``(name, node ids)`` of each branch, in order; malformed entries are left out."""
+    raw = node.metadata.get("parallel_branches")
+    if isinstance(raw, dict):
+        pairs = list(raw.items())
+    elif isinstance(raw, list):
+        pairs = [(ids[-1] if isinstance(ids, list) and ids and isinstance(ids[-1], str) else
+                  f"branch_{k}", ids) for k, ids in enumerate(raw)]
+    else:
+        return []
+    return [(str(name), [i for i in ids if isinstance(i, str)]) for name, ids in pairs
+            if isinstance(ids, list)]
+
+
+def _completed(call: NodeCall, index: int, name: str, started: float, *, result: Any = None,
+               error: BaseException | None = None, cancelled: bool = False) -> None:
+    status = "cancelled" if cancelled else "failed" if error is not None else "done"
+    call.emit("branch_completed", branch=name, index=index, status=status,
+              duration_ms=(time.perf_counter() - started) * 1000.0,
+              result=None if error is not None else preview(result),
+              error=None if error is None else str(error))
