@@ -397,3 +397,13 @@ async def test_stop_during_a_for_each_leaves_nothing_running(parallel: bool) -> 
     assert result.status is RunStatus.STOPPED
     assert result.nodes["loop"].state is NodeState.STOPPED
     assert sorted(finally_ran) == ([0, 1, 2] if parallel else [0])
+
+
+async def test_body_of_a_skipped_loop_is_skipped_with_the_same_reason() -> None:
+    graph = loop_graph([1], [("s", "t.square")], ["loop.item -> s.x", "gate.false -> items.value"],
+                       outside=[("gate", "control.if", {"value": True})])
+    result, rec = await run_graph(graph, REG)
+    assert states(result)["loop"] == "skipped"
+    assert states(result)["s"] == "skipped"
+    assert result.nodes["s"].reason == result.nodes["loop"].reason == "gate took 'true'"
+    assert ("node_skipped", "s") in [(e["type"], e.get("node")) for e in rec.events]

@@ -29,6 +29,17 @@ from .strategies import Strategy
 _UNFINISHED = frozenset({NodeState.PENDING, NodeState.QUEUED, NodeState.RUNNING})
 
 
+def _why_not_run(plan: Plan, state: RunState, i: int) -> str:
+    """Why a node inside a loop or parallel node never ran: its owner did not run it."""
+    owner = plan.owner[i]
+    if owner == TOP:
+        return "not run"
+    record = state.records[owner]
+    if record.state is NodeState.SKIPPED and record.reason:
+        return record.reason  # the same root reason as its owner
+    return f"{plan.nodes[owner].label} {record.state.value} without running it"
+
+
 class ExecutionManager:
     """Run a graph with the node types of a registry.
 
@@ -130,14 +141,14 @@ class ExecutionManager:
         ctx = state.ctx
         stopped = status is RunStatus.STOPPED
         abandoned = await state.close_executors(self.stop_grace if stopped else 0.0)
-        for node_id, rec in self.records.items():
+        plan = state.plan
+        for i, rec in enumerate(state.records):
             if rec.state in _UNFINISHED:
                 rec.state = NodeState.SKIPPED
-                rec.reason = "run stopped"
-                ctx.emit("node_skipped", node=node_id, reason=rec.reason)
+                rec.reason = "run stopped" if stopped else _why_not_run(plan, state, i)
+                ctx.emit("node_skipped", node=plan.nodes[i].id, reason=rec.reason)
         duration_ms = (time.perf_counter() - ctx.started) * 1000.0
         self.status = status
-        plan = state.plan
         inside = {node.id: plan.nodes[owner].id
                   for node, owner in zip(plan.nodes, plan.owner, strict=True) if owner != TOP}
         result = RunResult(ctx.run_id, status, duration_ms, self.records,
