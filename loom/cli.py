@@ -49,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--trace", metavar="OUT.json", help="write a Chrome trace (Perfetto)")
     run.add_argument("--max-concurrency", type=int, metavar="N",
                      help="override the graph's max_concurrency")
+    run.add_argument("--max-waves", type=int, metavar="N",
+                     help="event graphs: end after N waves in all")
+    run.add_argument("--duration", type=float, metavar="S",
+                     help="event graphs: end after S seconds")
+    run.add_argument("--grace", type=float, default=2.0, metavar="S",
+                     help="on Ctrl+C, let work under way finish for S seconds (default 2)")
 
     validate = sub.add_parser("validate", help="check a graph without running it")
     validate.add_argument("file")
@@ -183,10 +189,14 @@ def cmd_run(ns: argparse.Namespace) -> int:
     registry = _registry(ns.nodes)
     graph = _load(ns.file, registry)
     apply_overrides(graph, ns.overrides)
-    if ns.max_concurrency is not None and ns.max_concurrency < 1:
-        raise UsageError("--max-concurrency must be at least 1")
+    for option, value, low in (("--max-concurrency", ns.max_concurrency, 1),
+                               ("--max-waves", ns.max_waves, 1), ("--duration", ns.duration, 0),
+                               ("--grace", ns.grace, 0)):
+        if value is not None and value < low:
+            raise UsageError(f"{option} must be at least {low}")
     bus = EventBus()
-    manager = ExecutionManager(graph, registry, bus=bus, max_concurrency=ns.max_concurrency)
+    manager = ExecutionManager(graph, registry, bus=bus, max_concurrency=ns.max_concurrency,
+                               max_waves=ns.max_waves, duration=ns.duration, stop_grace=ns.grace)
     try:
         result = asyncio.run(_run(manager, graph, ns))
     except GraphValidationError as exc:
@@ -208,6 +218,7 @@ async def _run(manager: Any, graph: Graph, ns: argparse.Namespace) -> Any:
 
     bus = manager.bus
     trace = ChromeTrace({n.id: n.label for n in graph}).attach(bus) if ns.trace else None
+    bus.subscribe(_announce_sources, types=["event_source_ready"])
     if ns.events:
         bus.subscribe(_print_events)
     display = None
@@ -222,6 +233,16 @@ async def _run(manager: Any, graph: Graph, ns: argparse.Namespace) -> Any:
     if trace is not None:
         trace.write(ns.trace)
     return result
+
+
+def _announce_sources(batch: list[dict[str, Any]]) -> None:
+    """Tell the person at the terminal where an HTTP trigger listens (and its token)."""
+    for event in batch:
+        if "url" in event:
+            token = f" (header 'Authorization: Bearer {event['token']}')" if event.get("token") \
+                else ""
+            print(f"loom: {event['node']} listening on {event.get('method', '')} "
+                  f"{event['url']}{token}", file=sys.stderr, flush=True)
 
 
 def _print_events(batch: list[dict[str, Any]]) -> None:

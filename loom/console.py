@@ -30,8 +30,14 @@ class ProgressDisplay:
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[running]}", style="cyan"), TimeElapsedColumn(),
             console=console, transient=True)
-        self.task = self.progress.add_task(graph.name or "run", total=len(graph), running="")
+        # An event graph runs its nodes once per wave: count waves, not nodes.
+        self.events = any(n.metadata.get("execution_mode") == "event" or
+                          n.type.startswith("event.") for n in graph)
+        self.task = self.progress.add_task(graph.name or "run",
+                                           total=None if self.events else len(graph),
+                                           running="")
         self._running: dict[str, None] = {}
+        self._waves = 0
 
     def __enter__(self) -> ProgressDisplay:
         self.progress.start()
@@ -60,8 +66,14 @@ class ProgressDisplay:
                                        f"{event['error']}")
             elif kind == "log":
                 self.console.print(f"[dim]{self._label(event['node'])}:[/] {event['message']}")
+            elif kind == "event_triggered":
+                self._waves += 1
         running = ", ".join(self._label(n) for n in list(self._running)[:3])
-        self.progress.update(self.task, advance=done, running=running)
+        if self.events:
+            self.progress.update(self.task, completed=self._waves,
+                                 running=f"{self._waves} wave(s) {running}")
+        else:
+            self.progress.update(self.task, advance=done, running=running)
 
     def _label(self, node_id: str) -> str:
         node = self.graph.nodes.get(node_id)
@@ -78,11 +90,19 @@ def print_summary(result: RunResult, graph: Graph, out: IO[str], err: IO[str]) -
     style = _STATUS_STYLE.get(result.status, "")
     console.print(f"[{style}]{result.status.value}[/] in {result.duration_ms:.1f} ms ({summary})")
     feeding = {c.src_node for c in graph.connections}
+    for node_id, rec in result.nodes.items():
+        if rec.stats and "waves" in rec.stats:
+            s = rec.stats
+            console.print(f"  {graph.nodes[node_id].label}: {s['waves']} wave(s), "
+                          f"{s['completed']} completed, {s['failed']} failed, "
+                          f"{s['dropped']} dropped")
     for node_id, outputs in result.outputs.items():
-        if node_id in feeding or node_id in result.inside:
-            continue
+        owner = result.inside.get(node_id)
+        if node_id in feeding or (owner and not (result.nodes[owner].stats or {}).get("waves")):
+            continue  # not a last node, or inside a loop or branch (its owner reports)
+        last = " (last wave)" if owner else ""
         for port, value in outputs.items():
-            console.print(f"  {graph.nodes[node_id].label}.{port} = {_short(value)}")
+            console.print(f"  {graph.nodes[node_id].label}.{port}{last} = {_short(value)}")
     errors = Console(file=err, highlight=False, soft_wrap=True)
     for node_id, rec in result.nodes.items():
         if rec.state is NodeState.FAILED:

@@ -1,8 +1,9 @@
 """Suite-wide set-up: offscreen Qt, and a leak check around every test.
 
-Every test must leave no thread, no open file descriptor and (for async tests)
-no asyncio task behind. Threads and descriptors are compared after all of a
-test's fixtures have been torn down, so a fixture's own loop does not count.
+Every test must leave no asyncio task (async tests), no thread, no watchdog
+observer, no open socket and no other open file descriptor behind. Threads and
+descriptors are compared after all of a test's fixtures have been torn down, so a
+fixture's own loop does not count; each kind is named in the failure.
 """
 
 from __future__ import annotations
@@ -49,8 +50,12 @@ def _leaks(before: tuple[set[threading.Thread], dict[int, str]], wait: float = 2
         if (not threads and not fds) or time.monotonic() > deadline:
             break
         time.sleep(0.02)
-    problems = [f"thread left running: {t.name}" for t in threads]
-    problems += [f"file descriptor left open: {fd} -> {target}" for fd, target in fds.items()]
+    problems = [f"watchdog observer left running: {t.name}"
+                if type(t).__module__.startswith("watchdog") else f"thread left running: {t.name}"
+                for t in threads]
+    problems += [f"socket left open: fd {fd} ({target})" if target.startswith("socket:")
+                 else f"file descriptor left open: {fd} -> {target}"
+                 for fd, target in fds.items()]
     return problems
 
 

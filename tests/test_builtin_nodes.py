@@ -489,7 +489,7 @@ async def test_stop_interrupts_a_delay(registry: Registry) -> None:
     manager = ExecutionManager(graph, registry)
     task = asyncio.ensure_future(manager.run())
     await asyncio.sleep(0.05)
-    manager.request_stop()
+    manager.request_stop(grace=0)
     result = await asyncio.wait_for(task, 5)
     assert result.status is RunStatus.STOPPED
     assert result.nodes["wait"].state is NodeState.STOPPED

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -174,7 +176,8 @@ def test_usage_errors_exit_2() -> None:
 def test_ctrl_c_stops_gracefully_with_exit_130(tmp_path: Path, pack: Path) -> None:
     path = _graph(tmp_path, [Node("w", "testpack.wait")])
     proc = subprocess.Popen([sys.executable, "-m", "loom", "run", str(path), "--nodes", str(pack),
-                             "--events"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             "--events", "--grace", "0.2"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE,
                             text=True, cwd=ROOT)
     try:
         assert proc.stdout is not None
@@ -259,3 +262,59 @@ def test_events_stream_branch_results_as_they_complete() -> None:
     assert [e["branch"] for e in completed] == ["square", "double", "half"]
     fan_done = next(e for e in events if e["type"] == "node_finished" and e["node"] == "fan")
     assert completed[0]["t"] < fan_done["t"] - 0.15, "the first result streamed out early"
+
+
+def _event_graph(tmp_path: Path, **timer: Any) -> Path:
+    graph = Graph(name="ticks")
+    graph.add_node(Node("tick", "event.timer", metadata={"event_type": "timer",
+                                                         "interval": 0.05, **timer}))
+    graph.add_node(Node("say", "text.to_text"))
+    graph.connect("tick", "event", "say", "value")
+    path = tmp_path / "ticks.loom"
+    save_graph(graph, path)
+    return path
+
+
+def test_event_graph_stops_on_ctrl_c_with_exit_130_within_a_second(tmp_path: Path) -> None:
+    path = _event_graph(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "loom", "run", str(path), "--events"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if json.loads(line)["type"] == "event_triggered":
+                break
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=10)
+        elapsed = time.monotonic() - sent
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130, err
+    assert elapsed < 1.0, f"took {elapsed:.2f} s"
+    assert json.loads(rest.splitlines()[-1])["status"] == "stopped"
+
+
+def test_event_graph_ends_with_max_waves_or_duration(tmp_path: Path) -> None:
+    path = _event_graph(tmp_path)
+    doc = json.loads(loom("run", str(path), "--max-waves", "3", "--json").stdout)
+    assert doc["status"] == "succeeded"
+    assert doc["nodes"]["tick"]["stats"]["waves"] == 3
+    proc = loom("run", str(path), "--duration", "0.3", "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["status"] == "succeeded"
+
+
+def test_http_trigger_address_and_token_are_announced(tmp_path: Path) -> None:
+    graph = Graph(name="hook")
+    graph.add_node(Node("hook", "event.http_request", metadata={
+        "event_type": "http_request", "port": 0, "path": "/in"}))
+    graph.add_node(Node("say", "text.to_text"))
+    graph.connect("hook", "event", "say", "value")
+    path = tmp_path / "hook.loom"
+    save_graph(graph, path)
+    proc = loom("run", str(path), "--duration", "0.3",
+                env={**os.environ, "LOOM_HTTP_TOKEN": "sekrit"})
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"hook listening on POST http://127\.0\.0\.1:\d+/in "
+                     r"\(header 'Authorization: Bearer sekrit'\)", proc.stderr), proc.stderr

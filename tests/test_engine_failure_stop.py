@@ -149,7 +149,7 @@ async def test_stop_cancels_running_nodes_runs_finally_and_skips_the_rest(limit:
     async def stop_soon() -> None:
         await asyncio.sleep(0.1)
         stopped_at.append(time.perf_counter())
-        manager.request_stop()
+        manager.request_stop(grace=0)
 
     stopper = asyncio.create_task(stop_soon())
     result = await manager.run()
@@ -171,8 +171,9 @@ async def test_stop_reaches_thread_nodes_through_the_stop_flag() -> None:
     manager.request_stop()
     result = await task
     assert result.status is RunStatus.STOPPED
-    assert result.nodes["w"].state is NodeState.STOPPED
-    assert result.abandoned == [], "the thread saw the flag and ended within the grace period"
+    assert result.nodes["w"].state is NodeState.DONE, "it finished within the grace period"
+    assert result.outputs["w"] == {"out": "stopped early"}
+    assert result.abandoned == [] and result.cancelled == []
     assert cleanup == ["cooperative"]
 
 
@@ -181,7 +182,7 @@ async def test_request_stop_from_another_thread() -> None:
     manager = ExecutionManager(graph_of([("a", "t.long")]), REG)
     task = asyncio.create_task(manager.run())
     await asyncio.sleep(0.05)
-    thread = threading.Thread(target=manager.request_stop)
+    thread = threading.Thread(target=manager.request_stop, kwargs={"grace": 0})
     thread.start()
     thread.join()
     result = await asyncio.wait_for(task, 2)
@@ -214,7 +215,7 @@ async def test_stop_events_are_published() -> None:
     events: list[dict[str, Any]] = []
     bus.subscribe(events.extend)
     graph = graph_of([("a", "t.long"), ("b", "t.inc")], ["a.out -> b.x"])
-    manager = ExecutionManager(graph, REG, bus=bus)
+    manager = ExecutionManager(graph, REG, bus=bus, stop_grace=0)
     task = asyncio.create_task(manager.run())
     await asyncio.sleep(0.05)
     manager.request_stop()

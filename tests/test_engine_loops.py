@@ -392,7 +392,7 @@ async def test_stop_during_a_for_each_leaves_nothing_running(parallel: bool) -> 
     manager = ExecutionManager(graph, REG, bus=bus)
     task = asyncio.create_task(manager.run())
     await asyncio.sleep(0.1)
-    manager.request_stop()
+    manager.request_stop(grace=0)
     result = await asyncio.wait_for(task, 2)
     assert result.status is RunStatus.STOPPED
     assert result.nodes["loop"].state is NodeState.STOPPED

@@ -238,7 +238,7 @@ async def test_parallel_inside_a_loop_and_stop() -> None:
     manager = ExecutionManager(graph, REG)
     task = asyncio.create_task(manager.run())
     await asyncio.sleep(0.1)
-    manager.request_stop()
+    manager.request_stop(grace=0)
     result = await asyncio.wait_for(task, 2)
     assert result.status is RunStatus.STOPPED
     assert sorted(cleanup) == ["a", "a", "a", "b", "b", "b"], "all six branches cleaned up"

@@ -27,6 +27,7 @@ EXPECTED: dict[str, tuple[str, str, Any]] = {
     "loop.loom": ("joined", "out", "LOOPS! RUN! BODIES! ONCE! PER! ITEM!"),
     "parallel.loom": ("report", "out", '{"square": 9, "double": 6, "half": 1.5}'),
     "while.loom": ("result", "out", 1),
+    "timer.loom": ("say", "out", "tick 5 of 5"),
 }
 
 #: nodes each example must skip (the branches not taken)

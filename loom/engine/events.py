@@ -19,10 +19,14 @@ from typing import Any
 Event = dict[str, Any]
 Subscriber = Callable[[list[Event]], None]
 
+#: The events DESIGN.md lists, then Loom's additions: a node stopped while running, a
+#: retry, an event source listening (its port and token), a trigger dropped by the
+#: overflow policy, and a stop requested (grace period under way).
 EVENT_TYPES = (
     "run_started", "node_queued", "node_started", "node_progress", "node_finished",
-    "node_failed", "node_skipped", "node_stopped", "branch_taken", "loop_iteration",
-    "branch_completed", "event_triggered", "log", "run_finished",
+    "node_failed", "node_skipped", "branch_taken", "loop_iteration", "branch_completed",
+    "event_triggered", "log", "run_finished",
+    "node_stopped", "node_retrying", "event_source_ready", "event_dropped", "run_stopping",
 )
 
 log = logging.getLogger("loom.events")

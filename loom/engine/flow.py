@@ -62,15 +62,62 @@ _COMPLETE = _Done()
 
 
 class RunState:
-    """What every flow of one run shares: the plan, records, root context, executors, limiters."""
+    """What every flow of one run shares: the plan, records, root context, executors,
+    limiters, the run's event-source services and its stop signals."""
 
-    def __init__(self, plan: Plan, ctx: RunContext, records: list[NodeRecord]) -> None:
+    def __init__(self, plan: Plan, ctx: RunContext, records: list[NodeRecord], *,
+                 max_waves: int | None = None) -> None:
         self.plan = plan
         self.ctx = ctx
         self.bus: EventBus = ctx.bus
         self.records = records
         self.limiters = Limiters()
         self._executors: dict[str, Executor] = {}
+        #: set when a stop is requested: event sources stop, the rest may finish
+        self.stopping = asyncio.Event()
+        #: set when the run should end on its own (duration or max_waves reached)
+        self.ending = asyncio.Event()
+        #: waves in all the run may start (None: no limit); how many it started
+        self.max_waves = max_waves
+        self.waves_started = 0
+        #: waves that failed (the run is then failed, though its sources went on)
+        self.wave_failures = 0
+        #: flow tasks that ignored cancellation past the clean-up deadline
+        self.abandoned_tasks: list[asyncio.Task[None]] = []
+        self._services: Any = None
+
+    def services(self) -> Any:
+        """What the run's event sources share (one file-system observer), made on first use."""
+        if self._services is None:
+            # Imported here: only event graphs need watchdog and aiohttp loaded.
+            from .sources import RunServices  # noqa: PLC0415
+
+            self._services = RunServices()
+        return self._services
+
+    def claim_wave(self) -> bool:
+        """Count a wave about to start; False once ``max_waves`` were started (the run
+        then ends on its own)."""
+        if self.max_waves is not None and self.waves_started >= self.max_waves:
+            self.ending.set()
+            return False
+        self.waves_started += 1
+        if self.max_waves is not None and self.waves_started >= self.max_waves:
+            self.ending.set()
+        return True
+
+    async def close(self, grace: float) -> list[str]:
+        """Release what the run holds: executors (waiting ``grace`` s for running calls)
+        and source services. Returns what was still running: worker-thread calls, and
+        nodes whose clean-up ignored cancellation."""
+        still = await self.close_executors(grace)
+        if self._services is not None:
+            await self._services.aclose()
+            self._services = None
+        if self.abandoned_tasks:
+            still += [self.plan.nodes[i].id for i, rec in enumerate(self.records)
+                      if rec.state is _RUNNING]
+        return still
 
     def executor(self, name: str) -> Executor:
         """The run's executor of this kind, created on first use."""
@@ -237,6 +284,10 @@ class Flow:
                  ctx: RunContext | None = None, seeds: Iterable[tuple[int, str | None, Any]] = (),
                  keep: Iterable[int] = (), scope: tuple[tuple[str, Any], ...] = (),
                  pending: dict[int, int] | None = None) -> None:
+        # Only the top-level flow stops starting nodes once a stop is requested; flows
+        # inside a running node (its loop items, branches, event waves) are work under
+        # way, which may finish within the stop's grace period.
+        self._halt: asyncio.Event | None = run.stopping if not scope else None
         self.state = run
         self.ctx = ctx or run.ctx
         self.limit = max(1, limit)
@@ -254,6 +305,8 @@ class Flow:
         self._skip: dict[int, Skip] = {}
         self._fired: set[int] = set()
         self._ready: list[int] = []
+        #: long-running nodes (event sources) ready to start: never held back by the limit
+        self._long_ready: list[int] = []
         self._seeds = list(seeds)
         self._keep = frozenset(keep)
         #: outputs (or the Skip) of the ``keep`` nodes once they have run
@@ -303,16 +356,19 @@ class Flow:
             skip = self._deliver(dst, dst_port, value)
             if skip is not None:
                 self._skip_downstream(dst, skip, mark=True)
-        if self.limit == 1:
+        if self.limit == 1 and not self._long_ready and not any(
+                self._nodes[i].long_running for i in self._members):
             await self._run_serial()
         else:
             await self._run_concurrent()
 
     async def _run_serial(self) -> None:
         ready, nodes, pop, clock = self._ready, self._nodes, heapq.heappop, time.perf_counter
-        bus = self.state.bus
+        bus, halt = self.state.bus, self._halt
         since_check, last_yield = 0, clock()
         while ready:
+            if halt is not None and halt.is_set():
+                return  # stopping: start nothing new (what is queued is reported skipped)
             i = pop(ready)
             planned = nodes[i]
             if planned.inline:
@@ -334,9 +390,15 @@ class Flow:
     async def _run_concurrent(self) -> None:
         ready, nodes = self._ready, self._nodes
         running: dict[asyncio.Task[None], int] = {}
+        background = 0  # long-running nodes among `running`: they do not count
         try:
             while True:
-                while ready and len(running) < self.limit:
+                halted = self._halt is not None and self._halt.is_set()
+                while self._long_ready and not halted:
+                    i = self._long_ready.pop()
+                    running[asyncio.ensure_future(self._execute(i))] = i
+                    background += 1
+                while ready and len(running) - background < self.limit and not halted:
                     i = heapq.heappop(ready)
                     if nodes[i].inline:
                         self._execute_inline(i)
@@ -347,7 +409,8 @@ class Flow:
                     return
                 done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
-                    del running[task]
+                    if nodes[running.pop(task)].long_running:
+                        background -= 1
                     task.result()
         finally:
             if running:
@@ -509,7 +572,10 @@ class Flow:
     # ------------------------------------------------------------------ routing
     def _queue(self, i: int) -> None:
         self._records[i].state = _QUEUED
-        heapq.heappush(self._ready, i)
+        if self._nodes[i].long_running:
+            self._long_ready.append(i)
+        else:
+            heapq.heappush(self._ready, i)
         if self.state.bus.active:
             self.emit("node_queued", node=self._nodes[i].id)
 

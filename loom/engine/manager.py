@@ -4,6 +4,17 @@ It is the one entry point the editor and ``loom run`` share. It runs on
 whatever asyncio loop is running (plain asyncio headless, qasync in the editor)
 and never imports Qt. Observers follow a run through :attr:`bus` and read node
 states from :attr:`records`; nothing else about a run is shared.
+
+Stopping is one path for Ctrl+C, the editor's Stop button and ``request_stop()``,
+in phases:
+
+1. event sources stop (no new waves) and nodes see ``ctx.stop_requested``;
+2. what is under way (waves, running nodes) may finish for ``stop_grace`` seconds;
+3. what remains is cancelled: ``finally`` blocks and clean-up run, within
+   :data:`CLEANUP_DEADLINE` (a node that ignores cancellation is reported, not awaited
+   forever);
+4. the run reports ``stopped``, which nodes were cancelled, and which were still
+   running in worker threads (threads cannot be killed; processes are terminated).
 """
 
 from __future__ import annotations
@@ -26,6 +37,9 @@ from .scopes import TOP
 from .states import NodeState, RunStatus
 from .strategies import Strategy
 
+#: Seconds cancelled nodes get to finish their clean-up before the run stops waiting.
+CLEANUP_DEADLINE = 2.0
+
 _UNFINISHED = frozenset({NodeState.PENDING, NodeState.QUEUED, NodeState.RUNNING})
 
 
@@ -45,30 +59,38 @@ class ExecutionManager:
 
     ``await run()`` returns a :class:`RunResult` (or raises
     :class:`GraphValidationError` before anything runs); ``request_stop()`` ends
-    a run gracefully: running nodes are cancelled, their ``finally`` blocks run,
-    nodes not yet run are skipped, and the result's status is ``stopped``.
+    a run gracefully (see the module docstring for the phases).
+
+    ``max_waves`` and ``duration`` end an event graph on their own: its sources stop
+    after that many waves in all, or that many seconds, and the run finishes
+    normally once the waves under way are done.
     """
 
     def __init__(self, graph: Graph, registry: Registry, *, bus: EventBus | None = None,
                  max_concurrency: int | None = None, variables: Mapping[str, Any] | None = None,
-                 stop_grace: float = 2.0, strategies: Mapping[str, Strategy] | None = None) -> None:
+                 stop_grace: float = 2.0, max_waves: int | None = None,
+                 duration: float | None = None,
+                 strategies: Mapping[str, Strategy] | None = None) -> None:
         self.graph = graph
         self.registry = registry
         self.bus = bus if bus is not None else EventBus()
         self.max_concurrency = max_concurrency
         self.variables = dict(variables or {})
-        #: seconds a stopped run waits for worker threads before reporting them abandoned
+        #: seconds a stopped run lets work under way finish before cancelling it
         self.stop_grace = stop_grace
+        self.max_waves = max_waves
+        self.duration = duration
         self.status = RunStatus.IDLE
         #: node records of the current or last run, by node id
         self.records: dict[str, NodeRecord] = {}
         self.result: RunResult | None = None
         self._strategies = strategies
-        self._task: asyncio.Task[Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
-        self._ctx: RunContext | None = None
-        self._flow_running = False
+        self._state: RunState | None = None
+        self._flow_task: asyncio.Task[None] | None = None
+        self._grace_timer: asyncio.TimerHandle | None = None
+        self._gave_up: asyncio.Event | None = None
         self._stop_requested = False
 
     # ------------------------------------------------------------------ API
@@ -80,20 +102,34 @@ class ExecutionManager:
         """Problems that would block or affect a run, errors first."""
         return sorted(self.plan().issues, key=lambda i: i.severity != "error")
 
-    def request_stop(self) -> None:
-        """Stop the current run gracefully. Safe to call from any thread, and more than once."""
+    def request_stop(self, grace: float | None = None) -> None:
+        """Stop the current run gracefully; safe from any thread and more than once.
+
+        ``grace`` overrides :attr:`stop_grace` for this request; asking again with
+        ``grace=0`` cancels at once what the first request was letting finish.
+        """
         loop = self._loop
         if loop is not None and threading.get_ident() != self._loop_thread:
-            loop.call_soon_threadsafe(self.request_stop)
+            loop.call_soon_threadsafe(self.request_stop, grace)
             return
-        if self.status is not RunStatus.RUNNING:
+        state = self._state
+        if state is None or self.status not in (RunStatus.RUNNING, RunStatus.STOPPING):
             return
-        self._stop_requested = True
-        self.status = RunStatus.STOPPING
-        if self._ctx is not None:
-            self._ctx.stop_flag.set()
-        if self._flow_running and self._task is not None:
-            self._task.cancel()
+        wait = self.stop_grace if grace is None else grace
+        if self.status is RunStatus.RUNNING:
+            self._stop_requested = True
+            self.status = RunStatus.STOPPING
+            state.ctx.stop_flag.set()
+            state.stopping.set()  # phase 1: sources stop; nodes see stop_requested
+            state.ctx.emit("run_stopping", grace=wait)
+        elif wait > 0:
+            return  # already stopping; only a request to stop at once changes anything
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+        if wait <= 0:
+            self._cancel_flow()
+        else:  # phase 2: what is under way may finish meanwhile
+            self._grace_timer = asyncio.get_running_loop().call_later(wait, self._cancel_flow)
 
     async def run(self) -> RunResult:
         """Validate and run the graph; returns when every node has finished or been stopped."""
@@ -105,43 +141,79 @@ class ExecutionManager:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self.bus.attach(self._loop)
-        ctx = self._ctx = RunContext(self.bus, variables=self.variables)
+        ctx = RunContext(self.bus, variables=self.variables)
         records = [NodeRecord() for _ in plan.nodes]
         self.records = dict(zip(plan.index, records, strict=True))
-        state = RunState(plan, ctx, records)
-        self._task = asyncio.current_task()
+        state = self._state = RunState(plan, ctx, records, max_waves=self.max_waves)
         self._stop_requested = False
+        self._gave_up = asyncio.Event()
         self.status = RunStatus.RUNNING
         ctx.emit("run_started", graph=self.graph.name, nodes=len(records))
+        ending = (self._loop.call_later(self.duration, state.ending.set)
+                  if self.duration is not None else None)
         status = RunStatus.STOPPED
         try:
             status = await self._run_flow(state)
         finally:
+            if ending is not None:
+                ending.cancel()
+            if self._grace_timer is not None:
+                self._grace_timer.cancel()
+                self._grace_timer = None
             self.result = await self._finish(state, status, plan.issues)
         return self.result
 
     # ------------------------------------------------------------------ internals
+    def _cancel_flow(self) -> None:
+        """Phase 3: cancel what is still running, and stop waiting for it after a deadline."""
+        self._grace_timer = None
+        task, gave_up = self._flow_task, self._gave_up
+        if task is not None and not task.done():
+            task.cancel()
+            if gave_up is not None:
+                asyncio.get_running_loop().call_later(CLEANUP_DEADLINE, gave_up.set)
+
     async def _run_flow(self, state: RunState) -> RunStatus:
         limit = self.max_concurrency or self.graph.settings.max_concurrency
         top = [i for i, owner in enumerate(state.plan.owner) if owner == TOP]
         flow = Flow(state, top, limit)
-        self._flow_running = True
+        # The flow runs in a task of its own so a stop can cancel it and then stop
+        # waiting for clean-up that never ends; an outside cancel of run() cancels it too.
+        task = self._flow_task = asyncio.ensure_future(flow.run())
         try:
-            await flow.run()
+            await self._settle(task)
         except asyncio.CancelledError:
-            task = self._task
-            if not self._stop_requested or task is None or task.uncancel() > 0:
-                raise  # cancelled from outside, not by request_stop: propagate
-            return RunStatus.STOPPED
+            task.cancel()
+            self._cancel_flow()
+            await asyncio.shield(self._settle(task))
+            raise
         finally:
-            self._flow_running = False
-        return RunStatus.FAILED if flow.failures else RunStatus.SUCCEEDED
+            self._flow_task = None
+        if not task.done():
+            state.abandoned_tasks.append(task)  # it ignored cancellation: reported below
+            return RunStatus.STOPPED
+        if task.cancelled() or self._stop_requested:
+            return RunStatus.STOPPED
+        task.result()  # the flow itself never raises; if it did, that is a bug to surface
+        return RunStatus.FAILED if flow.failures or state.wave_failures else RunStatus.SUCCEEDED
+
+    async def _settle(self, task: asyncio.Task[None]) -> None:
+        """Wait for the flow task, or until the clean-up deadline after a cancel passed."""
+        assert self._gave_up is not None
+        gave_up = asyncio.ensure_future(self._gave_up.wait())
+        try:
+            await asyncio.wait({task, gave_up}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gave_up.cancel()
+            await asyncio.gather(gave_up, return_exceptions=True)
 
     async def _finish(self, state: RunState, status: RunStatus, issues: list[Issue]) -> RunResult:
         ctx = state.ctx
         stopped = status is RunStatus.STOPPED
-        abandoned = await state.close_executors(self.stop_grace if stopped else 0.0)
+        abandoned = await state.close(self.stop_grace if stopped else 0.0)
         plan = state.plan
+        cancelled = [plan.nodes[i].id for i, rec in enumerate(state.records)
+                     if rec.state is NodeState.STOPPED]
         for i, rec in enumerate(state.records):
             if rec.state in _UNFINISHED:
                 rec.state = NodeState.SKIPPED
@@ -152,11 +224,11 @@ class ExecutionManager:
         inside = {node.id: plan.nodes[owner].id
                   for node, owner in zip(plan.nodes, plan.owner, strict=True) if owner != TOP}
         result = RunResult(ctx.run_id, status, duration_ms, self.records,
-                           [i for i in issues if i.severity != "error"], abandoned, inside)
+                           [i for i in issues if i.severity != "error"], abandoned, inside,
+                           cancelled)
         ctx.emit("run_finished", status=status.value, duration_ms=round(duration_ms, 3),
                  failed=[e["node"] for e in result.errors if not e["handled"]],
-                 abandoned=abandoned)
+                 cancelled=cancelled, abandoned=abandoned)
         self.bus.flush()
-        self._task = None
-        self._ctx = None
+        self._state = None
         return result

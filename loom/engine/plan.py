@@ -9,6 +9,7 @@ flow can follow without lookups. Every problem found on the way becomes an
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -61,8 +62,8 @@ class PlannedNode:
     """
 
     __slots__ = ("defaults", "direct", "edge_hi", "edge_lo", "index", "inline", "inputs",
-                 "join_first", "mode", "mutable_defaults", "n_deps", "node", "outputs",
-                 "policy", "required", "spec", "strategy", "value_outputs")
+                 "join_first", "long_running", "mode", "mutable_defaults", "n_deps", "node",
+                 "outputs", "policy", "required", "spec", "strategy", "value_outputs")
 
     def __init__(self, index: int, node: Node, spec: NodeSpec | None, strategy: Strategy,
                  mode: str, inputs: Mapping[str, PortSpec], outputs: tuple[PortSpec, ...],
@@ -99,6 +100,8 @@ class PlannedNode:
         self.direct = direct
         #: timeout, retries, rate limit and on_error from the node's metadata
         self.policy = policy
+        #: runs until the run ends (an event source), beside the other nodes
+        self.long_running = strategy.long_running
         #: defaults that are lists or dicts: each call gets its own copy, so a node
         #: that changes its input does not change the graph's properties
         self.mutable_defaults: tuple[str, ...] = ()
@@ -227,6 +230,11 @@ class _Binder:
         self._cache: dict[tuple[str, str | None], _Binding] = {}
 
     def bind(self, index: int, node: Node) -> PlannedNode:
+        spec = self.registry.get(node.type)
+        if spec is not None and spec.metadata and not spec.metadata.keys() <= node.metadata.keys():
+            # The type's default settings (a while loop's loop_type, a timer's interval)
+            # apply where the node does not say; the graph's own node is left as it is.
+            node = dataclasses.replace(node, metadata={**spec.metadata, **node.metadata})
         meta = node.metadata
         mode = meta.get("execution_mode") if meta else None
         binding = self._cache.get((node.type, mode))

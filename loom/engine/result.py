@@ -14,7 +14,7 @@ class NodeRecord:
     """One node's state in the current or last run (kept small: a run may have 100,000)."""
 
     __slots__ = ("attempts", "duration_ms", "error", "handled", "inputs", "iterations",
-                 "outputs", "reason", "started", "state", "traceback")
+                 "outputs", "reason", "started", "state", "stats", "traceback")
 
     def __init__(self) -> None:
         self.state = NodeState.PENDING
@@ -34,6 +34,8 @@ class NodeRecord:
         self.iterations = 0
         #: a failure its ``on_error`` policy handled (continue, error_output)
         self.handled = False
+        #: counters a strategy keeps (an event node's waves: started, failed, dropped…)
+        self.stats: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The ``nodes`` entry of ``loom run --json``."""
@@ -46,6 +48,8 @@ class NodeRecord:
             data["reason"] = self.reason
         if self.handled:
             data["handled"] = True
+        if self.stats:
+            data["stats"] = dict(self.stats)
         return data
 
 
@@ -62,6 +66,8 @@ class RunResult:
     abandoned: list[str] = field(default_factory=list)
     #: node id -> the loop or parallel node it runs inside (its records show its last run)
     inside: dict[str, str] = field(default_factory=dict)
+    #: nodes that were running when the run was stopped and were cancelled
+    cancelled: list[str] = field(default_factory=list)
 
     @property
     def outputs(self) -> dict[str, dict[str, Any]]:

@@ -42,7 +42,10 @@ def resolve_owners(plan: Plan, out: _Collector) -> None:
     for planned in plan.nodes:
         if planned.strategy.node_independent:
             continue
-        groups = planned.strategy.scopes(planned.node)
+        if planned.strategy.owns_downstream:
+            groups = [_downstream(plan, planned.id)]
+        else:
+            groups = planned.strategy.scopes(planned.node)
         if not groups:
             continue
         for node_id in {i for group in groups for i in group}:
@@ -65,6 +68,21 @@ def resolve_owners(plan: Plan, out: _Collector) -> None:
     for i, owner in enumerate(plan.owner):
         if owner != TOP:
             plan.members.setdefault(owner, []).append(i)
+
+
+def _downstream(plan: Plan, start: str) -> list[str]:
+    """Every node a wire path leads to from ``start`` (not ``start`` itself)."""
+    after: dict[str, list[str]] = {}
+    for conn in plan.graph.connections:
+        after.setdefault(conn.src_node, []).append(conn.dst_node)
+    seen: dict[str, None] = {}
+    stack = list(after.get(start, ()))
+    while stack:
+        node_id = stack.pop()
+        if node_id != start and node_id not in seen:
+            seen[node_id] = None
+            stack.extend(after.get(node_id, ()))
+    return list(seen)
 
 
 def _ancestors(plan: Plan, listed_by: dict[int, list[int]], out: _Collector

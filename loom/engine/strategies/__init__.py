@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .base import Setting, Strategy
 from .conditional import ConditionalStrategy
+from .event import EventStrategy
 from .loop import LoopStrategy
 from .parallel import ParallelStrategy
 from .sequential import SequentialStrategy
@@ -15,8 +16,9 @@ from .switch import SwitchStrategy
 
 STRATEGIES: dict[str, Strategy] = {
     s.mode: s for s in (SequentialStrategy(), ConditionalStrategy(), SwitchStrategy(),
-                        LoopStrategy(), ParallelStrategy())
+                        LoopStrategy(), ParallelStrategy(), EventStrategy())
 }
 
-__all__ = ["STRATEGIES", "ConditionalStrategy", "LoopStrategy", "ParallelStrategy",
+__all__ = ["STRATEGIES", "ConditionalStrategy", "EventStrategy", "LoopStrategy",
+           "ParallelStrategy",
            "SequentialStrategy", "Setting", "Strategy", "SwitchStrategy"]

@@ -113,6 +113,11 @@ class Strategy:
     #: metadata keys this mode interprets itself, which per-node policies then leave
     #: alone (a loop's max_retries retries an item, a parallel node's timeout a branch)
     owned_settings: ClassVar[frozenset[str]] = frozenset()
+    #: the node's scope is everything downstream of it (event sources run it per wave)
+    owns_downstream: ClassVar[bool] = False
+    #: the node runs until the run ends (an event source): flows start it beside the
+    #: other nodes, outside their concurrency limit
+    long_running: ClassVar[bool] = False
 
     def output_ports(self, node: Node, outputs: tuple[PortSpec, ...]) -> tuple[PortSpec, ...]:
         """The node's output ports under this mode (the spec's, by default)."""

@@ -1,0 +1,64 @@
+"""The interface every event source implements, and what it hands the engine.
+
+An event node (``execution_mode: "event"``) owns one source built from its
+metadata. The source produces *triggers*; each trigger is handed to the engine
+with ``trigger(payload)``, which starts a wave through the nodes downstream of
+the event node (or queues or drops it) and returns a future for the wave's
+outcome, or ``None`` when the trigger was dropped. Sources that answer someone
+(the HTTP trigger) await that future; the others ignore it.
+
+Stopping has two steps, so in-flight work can drain: ``stop_accepting()`` makes the
+source produce no more triggers while what is under way continues (an HTTP server
+closes its listening socket but still answers open requests); ``aclose()``
+releases everything. Both are idempotent and bounded in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class WaveResult:
+    """How a wave ended, for the source that started it (the HTTP response)."""
+
+    ok: bool
+    #: the wave's result: the response node's value, or the sinks' values
+    value: Any = None
+    #: a short message when the wave failed ("node 'parse' failed: ValueError: …")
+    error: str | None = None
+
+
+#: Hands one trigger's payload to the engine; None means the trigger was dropped.
+Trigger = Callable[[dict[str, Any]], "asyncio.Future[WaveResult] | None"]
+
+
+class SourceServices(Protocol):
+    """What the run shares between its sources."""
+
+    def observer(self) -> Any:
+        """The run's one watchdog Observer (started on first use, stopped with the run)."""
+
+
+class EventSource(Protocol):
+    """One trigger source of an event node."""
+
+    async def start(self) -> dict[str, Any]:
+        """Begin producing triggers; returns what the ``event_source_ready`` event reports
+        (for HTTP: host, port, path, method, url, and the token when one is required)."""
+
+    async def wait_done(self) -> None:
+        """Return once the source will produce nothing more on its own (a timer that
+        reached its count); sources that run until stopped never return."""
+
+    async def stop_accepting(self) -> None:
+        """Produce no more triggers; work already started may finish."""
+
+    async def aclose(self) -> None:
+        """Release everything the source holds. Idempotent; bounded in time."""
+
+
+SourceFactory = Callable[[Mapping[str, Any], Trigger, str, SourceServices], EventSource]

@@ -1,0 +1,358 @@
+"""``http_request``: an aiohttp server whose requests trigger waves and get their results.
+
+One route, ``method path``; anything else gets 404 or 405. Every answer of the
+server is JSON ``{"error": "…"}`` unless it is a wave's value: errors never show
+aiohttp's HTML pages or a traceback (a middleware turns every exception into a
+short JSON error and logs the details).
+
+Security defaults: the server binds 127.0.0.1 only, and with ``auth`` ``token``
+(the default) each request must carry ``Authorization: Bearer <token>`` or
+``X-Loom-Token: <token>``; the token is ``$LOOM_HTTP_TOKEN`` when set, otherwise
+fresh per source (``secrets.token_urlsafe(24)``), and ``start()`` reports it.
+Tokens are compared with :func:`hmac.compare_digest`. Bodies over
+``max_body_bytes`` get 413.
+
+Bodies are parsed strictly by Content-Type: ``application/json`` (and
+``*/*+json``) → the parsed value (NaN and Infinity are refused); ``text/*`` → a
+string decoded by its charset (UTF-8 if none); ``application/x-www-form-urlencoded``
+→ a dict (a name given several times maps to a list); an empty body → None;
+anything else → 415. The query string becomes a dict the same way.
+
+Payload: ``{"type": "http_request", "method", "path", "query", "headers"
+(lower-case names, without authorization and x-loom-token), "body", "remote",
+"time": ISO-8601 UTC}``.
+
+Response. ``trigger(payload)`` returning None (the wave was dropped) → 503. Else
+the wave's future is awaited, shielded (a client that goes away or a timeout
+never cancels the wave), for up to ``response_timeout`` seconds → 504 after
+that. A successful wave's value: ``str`` → ``text/plain; charset=utf-8``;
+``bytes`` → ``application/octet-stream``; anything else → JSON (values JSON
+cannot hold go through :func:`~loom.engine.values.to_jsonable`). A failed wave
+→ 500 with the first line of its error. A wave future that was cancelled (the
+run stopped) → 503.
+
+Stopping: ``stop_accepting()`` closes the listening socket, so new connections
+are refused, while requests already in progress still get their answer (a new
+request on an open keep-alive connection gets 503). ``aclose()`` then closes the
+connections; in-flight handlers get :data:`SHUTDOWN_TIMEOUT` seconds, and aclose()
+ends within twice that (under a second). The waves themselves are never cancelled
+by the server: they belong to the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import hdrs, web
+from multidict import MultiMapping
+
+from ..strategies.base import Setting
+from ..values import to_jsonable
+from ._common import check_values, positive_number, resolve, utc_now
+from .base import SourceServices, Trigger, WaveResult
+
+log = logging.getLogger("loom.sources.http")
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+TOKEN_ENV = "LOOM_HTTP_TOKEN"
+#: aiohttp's shutdown timeout: aclose() gives in-flight requests this long to finish,
+#: then as long again after cancelling them, so it ends within twice this
+SHUTDOWN_TIMEOUT = 0.4
+#: longest error message sent to a client (a wave's error is cut there)
+MAX_ERROR_CHARS = 500
+
+HTTP_REQUEST_SETTINGS: tuple[Setting, ...] = (
+    Setting("host", "str", "127.0.0.1", "address to listen on (127.0.0.1: this machine only)"),
+    Setting("port", "int", 0, "port to listen on (0: any free port, reported at start)",
+            minimum=0),
+    Setting("path", "str", "/", "the URL path served (starts with /)"),
+    Setting("method", "choice", "POST", "the HTTP method served", choices=METHODS),
+    Setting("auth", "choice", "token", "token: requests need the run's token "
+            f"(${TOKEN_ENV}, or a fresh one reported at start); none: no check",
+            choices=("token", "none")),
+    Setting("max_body_bytes", "int", 1024 * 1024, "largest request body accepted", minimum=1),
+    Setting("response_timeout", "float", 30.0, "seconds to wait for the wave before "
+            "answering 504 (a number above 0)"),
+)
+
+
+def _check_port(value: Any) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 65535:
+        return None
+    return f"must be a port number from 0 to 65535, not {value!r}"
+
+
+def _check_path(value: Any) -> str | None:
+    if isinstance(value, str) and value.startswith("/"):
+        return None
+    return f"must be a URL path starting with '/', not {value!r}"
+
+
+def _check_host(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return None
+    return f"must be a host name or address, not {value!r}"
+
+
+_VALIDATORS = {"port": _check_port, "path": _check_path, "host": _check_host,
+               "response_timeout": positive_number}
+
+
+def check_http_request(metadata: Mapping[str, Any]) -> list[str]:
+    """Messages about an http_request source's settings."""
+    return check_values(HTTP_REQUEST_SETTINGS, metadata, validators=_VALIDATORS)
+
+
+class _Reject(Exception):
+    """Answer the request with this status and JSON error message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+def _to_dict(pairs: MultiMapping[str] | list[tuple[str, str]]) -> dict[str, Any]:
+    """A dict from name/value pairs; a name given several times maps to a list."""
+    items = pairs.items() if isinstance(pairs, MultiMapping) else pairs
+    result: dict[str, Any] = {}
+    for name, value in items:
+        if name not in result:
+            result[name] = value
+        elif isinstance(result[name], list):
+            result[name].append(value)
+        else:
+            result[name] = [result[name], value]
+    return result
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _decode(body: bytes, charset: str) -> str:
+    try:
+        return body.decode(charset)
+    except LookupError:
+        raise _Reject(400, f"unknown charset {charset!r}") from None
+    except UnicodeDecodeError as exc:
+        raise _Reject(400, f"the body is not valid {charset}: {exc.reason} at byte "
+                           f"{exc.start}") from None
+
+
+def parse_body(body: bytes, content_type: str | None, charset: str | None) -> Any:
+    """The request body as a value, by its Content-Type; raises _Reject (400, 415)."""
+    if not body:
+        return None
+    if content_type is None:
+        raise _Reject(415, "a request with a body needs a Content-Type")
+    if content_type == "application/json" or content_type.endswith("+json"):
+        try:
+            # json.loads detects UTF-8/16/32 in bytes itself when no charset is given
+            text: str | bytes = _decode(body, charset) if charset else body
+            return json.loads(text, parse_constant=_reject_constant)
+        except RecursionError:
+            raise _Reject(400, "invalid JSON: nested too deeply") from None
+        except ValueError as exc:
+            raise _Reject(400, f"invalid JSON: {exc}") from None
+    if content_type.startswith("text/"):
+        return _decode(body, charset or "utf-8")
+    if content_type == "application/x-www-form-urlencoded":
+        encoding = charset or "utf-8"
+        try:
+            return _to_dict(parse_qsl(_decode(body, encoding), keep_blank_values=True,
+                                      encoding=encoding, errors="strict"))
+        except UnicodeDecodeError as exc:
+            raise _Reject(400, f"invalid form data: {exc.reason}") from None
+    raise _Reject(415, f"unsupported Content-Type {content_type!r}: send application/json, "
+                       "text/*, application/x-www-form-urlencoded or no body")
+
+
+def wave_response(result: WaveResult) -> web.Response:
+    """The HTTP answer for a finished wave."""
+    if not result.ok:
+        message = (result.error or "the wave failed").strip().splitlines()
+        return _error(500, (message[0] if message else "the wave failed")[:MAX_ERROR_CHARS])
+    value = result.value
+    if isinstance(value, str):
+        return web.Response(text=value, content_type="text/plain", charset="utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return web.Response(body=bytes(value), content_type="application/octet-stream")
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        # sets, objects, NaN, cycles: the engine's reporting form, without its
+        # preview limits (this is the answer itself, not a preview)
+        text = json.dumps(to_jsonable(value, max_items=sys.maxsize), ensure_ascii=False)
+    return web.Response(text=text, content_type="application/json", charset="utf-8")
+
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class HttpRequestSource:
+    """Serves one route; each request triggers a wave and is answered with its result."""
+
+    def __init__(self, settings: Mapping[str, Any], trigger: Trigger, node_id: str,
+                 services: SourceServices) -> None:
+        values = resolve(HTTP_REQUEST_SETTINGS, settings, check_http_request(settings))
+        self._host: str = values["host"]
+        self._port: int = values["port"]
+        self._path: str = values["path"]
+        self._method: str = values["method"]
+        self._max_body: int = values["max_body_bytes"]
+        self._timeout = float(values["response_timeout"])
+        self._token: bytes | None = None
+        if values["auth"] == "token":
+            token = os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(24)
+            self._token = token.encode()
+        self._trigger = trigger
+        self._node_id = node_id
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._accepting = False
+        self._finished = asyncio.Event()
+
+    async def start(self) -> dict[str, Any]:
+        """Listen; returns host, the real port, path, method, url and the token (if any)."""
+        if self._runner is not None or self._finished.is_set():
+            raise RuntimeError("an http_request source starts only once")
+        app = web.Application(client_max_size=self._max_body,
+                              middlewares=[self._answer_errors])
+        app.router.add_route(self._method, self._path, self._handle)
+        # access_log=None: no log line per request; shutdown_timeout bounds aclose()
+        runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                               shutdown_timeout=SHUTDOWN_TIMEOUT)
+        self._runner = runner
+        await runner.setup()
+        site = web.TCPSite(runner, self._host, self._port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self.aclose()
+            raise OSError(exc.errno, f"cannot listen on {self._host}:{self._port}: "
+                                     f"{exc.strerror or exc}") from exc
+        self._site = site
+        self._accepting = True
+        port = site.port
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        info: dict[str, Any] = {"host": self._host, "port": port, "path": self._path,
+                                "method": self._method,
+                                "url": f"http://{host}:{port}{self._path}"}
+        if self._token is not None:
+            info["token"] = self._token.decode()
+        return info
+
+    async def wait_done(self) -> None:
+        """Return once stopped: a server never ends on its own."""
+        await self._finished.wait()
+
+    async def stop_accepting(self) -> None:
+        """Close the listening socket; requests in progress still get their answer."""
+        self._accepting = False
+        site, self._site = self._site, None
+        if site is not None:
+            await site.stop()
+        self._finished.set()
+
+    async def aclose(self) -> None:
+        """Stop, then close every connection; bounded (see SHUTDOWN_TIMEOUT)."""
+        await self.stop_accepting()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    @web.middleware
+    async def _answer_errors(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        """Middleware: every error becomes a short JSON answer, never an HTML page."""
+        try:
+            return await handler(request)
+        except _Reject as exc:
+            return _error(exc.status, exc.message)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return self._http_error(exc)
+        except Exception:
+            log.exception("http_request %s: the request handler failed", self._node_id)
+            return _error(500, "internal error while handling the request")
+
+    def _http_error(self, exc: web.HTTPException) -> web.Response:
+        if exc.status == 404:
+            message = f"not found: this server answers {self._method} {self._path}"
+        elif exc.status == 405:
+            return _error(405, f"method not allowed: {self._path} answers {self._method}",
+                          {hdrs.ALLOW: self._method})
+        elif exc.status == 413:
+            message = f"request body too large: the limit is {self._max_body} bytes"
+        else:
+            message = exc.reason.lower()
+        return _error(exc.status, message)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if not self._accepting:
+            return _error(503, "the trigger is stopping", {hdrs.CONNECTION: "close"})
+        if not self._authorized(request):
+            return _error(401, "missing or wrong token: send 'Authorization: Bearer <token>' "
+                               "or 'X-Loom-Token: <token>'", {hdrs.WWW_AUTHENTICATE: "Bearer"})
+        body = await request.read()
+        content_type = request.content_type if hdrs.CONTENT_TYPE in request.headers else None
+        payload = {
+            "type": "http_request", "method": request.method, "path": request.path,
+            "query": _to_dict(request.query),
+            "headers": _headers(request),
+            "body": parse_body(body, content_type, request.charset),
+            "remote": request.remote, "time": utc_now(),
+        }
+        future = self._trigger(payload)
+        if future is None:
+            return _error(503, "busy: the request was dropped")
+        try:
+            result = await asyncio.wait_for(asyncio.shield(future), self._timeout)
+        except TimeoutError:
+            return _error(504, f"the wave did not finish within {self._timeout:g} s")
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if future.cancelled() and not (task is not None and task.cancelling()):
+                return _error(503, "the run stopped before the wave finished")
+            raise
+        return wave_response(result)
+
+    def _authorized(self, request: web.Request) -> bool:
+        if self._token is None:
+            return True
+        given = request.headers.get("X-Loom-Token")
+        if given is None:
+            scheme, _, credentials = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+            if scheme.lower() != "bearer":
+                return False
+            given = credentials.strip()
+        # bytes: compare_digest refuses non-ASCII str, and a header may hold anything
+        return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), self._token)
+
+
+_HIDDEN_HEADERS = frozenset({"authorization", "x-loom-token"})
+
+
+def _headers(request: web.Request) -> dict[str, str]:
+    """Request headers with lower-case names, repeated ones joined; secrets left out."""
+    result: dict[str, str] = {}
+    for name, value in request.headers.items():
+        key = name.lower()
+        if key in _HIDDEN_HEADERS:
+            continue
+        result[key] = f"{result[key]}, {value}" if key in result else value
+    return result
