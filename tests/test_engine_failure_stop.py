@@ -223,3 +223,58 @@ async def test_stop_events_are_published() -> None:
     kinds = [(e["type"], e.get("node")) for e in events]
     assert ("node_stopped", "a") in kinds and ("node_skipped", "b") in kinds
     assert events[-1]["type"] == "run_finished" and events[-1]["status"] == "stopped"
+
+
+@node(id="t.stubborn_thread")
+def stubborn_thread(seconds: float = 0.6) -> str:
+    time.sleep(seconds)  # never looks at ctx.stop_requested
+    return "late"
+
+
+stubborn_done = threading.Event()
+
+
+@node(id="t.ignores_cancel")
+async def ignores_cancel() -> str:
+    try:
+        await asyncio.sleep(30)
+    except asyncio.CancelledError:
+        await asyncio.sleep(2.6)  # longer than the clean-up deadline
+    finally:
+        stubborn_done.set()
+    return "never"
+
+
+async def test_stop_does_not_wait_forever_for_a_thread_that_ignores_it() -> None:
+    manager = ExecutionManager(graph_of([("s", "t.stubborn_thread")]),
+                               registry_of(stubborn_thread), stop_grace=0.1)
+    task = asyncio.create_task(manager.run())
+    await asyncio.sleep(0.05)
+    stopped = time.perf_counter()
+    manager.request_stop()
+    result = await task
+    assert time.perf_counter() - stopped < 0.45
+    assert result.status is RunStatus.STOPPED
+    assert result.abandoned == ["s"], "the thread still running is reported"
+    assert result.cancelled == ["s"]
+
+
+async def test_stop_gives_up_on_clean_up_that_never_ends_and_reports_it() -> None:
+    from loom.engine.manager import CLEANUP_DEADLINE
+
+    stubborn_done.clear()
+    manager = ExecutionManager(graph_of([("n", "t.ignores_cancel")]),
+                               registry_of(ignores_cancel), stop_grace=0)
+    task = asyncio.create_task(manager.run())
+    await asyncio.sleep(0.05)
+    stopped = time.perf_counter()
+    manager.request_stop()
+    result = await task
+    assert CLEANUP_DEADLINE <= time.perf_counter() - stopped < CLEANUP_DEADLINE + 0.5
+    assert result.status is RunStatus.STOPPED
+    assert result.abandoned == ["n"]
+    for _ in range(100):  # let the stubborn task end before the leak check runs
+        if stubborn_done.is_set():
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)
