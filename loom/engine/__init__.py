@@ -3,7 +3,7 @@
 from .context import NodeContext, RunContext, StopRequested
 from .events import EVENT_TYPES, Event, EventBus
 from .manager import ExecutionManager
-from .plan import GraphValidationError, Issue, Plan, compile_plan, validate
+from .plan import GraphValidationError, Issue, Plan, compile_plan, ports_of, validate
 from .result import NodeRecord, RunResult
 from .states import NodeState, RunStatus
 from .strategies import STRATEGIES, Setting, Strategy
@@ -29,6 +29,7 @@ __all__ = [
     "StopRequested",
     "Strategy",
     "compile_plan",
+    "ports_of",
     "preview",
     "to_jsonable",
     "validate",

@@ -488,6 +488,21 @@ def _compile(graph: Graph, registry: Registry, strategies: Mapping[str, Strategy
     return plan
 
 
+def ports_of(node: Node, registry: Registry, graph: Graph | None = None
+             ) -> tuple[list[PortSpec], list[PortSpec]]:
+    """A node's input and output ports as a run would see them.
+
+    The editor draws these: they follow the node's properties (a code node's
+    ``inputs``) and its execution mode's settings (a switch's cases, a
+    conditional's true/false, a loop's item/index). A type that is not installed
+    gets the ports its wires in ``graph`` name.
+    """
+    graph = graph if graph is not None else Graph()
+    out = _Collector()
+    planned = _Binder(graph, registry, STRATEGIES, out).bind(0, node)
+    return list(planned.inputs.values()), list(planned.outputs)
+
+
 def validate(graph: Graph, registry: Registry) -> list[Issue]:
     """All problems with a graph, errors first; an empty list means it can run."""
     issues = compile_plan(graph, registry).issues
