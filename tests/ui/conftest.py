@@ -16,9 +16,9 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtWidgets import QApplication
 
-from loom.ui import qasync_support  # noqa: E402
+from loom.ui import qasync_support
 
 # The application (and the descriptors Qt opens for it) lives for the whole session:
 # made at collection, before any test's leak-check snapshot; pytest-qt's qapp reuses it.
