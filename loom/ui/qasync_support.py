@@ -15,15 +15,13 @@ from typing import Any
 import qasync
 
 _MAX_DELAY = (2**31 - 1) / 1000
-_installed = False
 
 
 def install() -> None:
     """Patch qasync's timer once per process (idempotent)."""
-    global _installed
-    if _installed:
-        return
     timer_class: Any = qasync._SimpleTimer  # the one place that starts Qt timers
+    if getattr(timer_class.add_callback, "_loom_patched", False):
+        return
     original = timer_class.add_callback
 
     def add_callback(self: Any, handle: Any, delay: float = 0) -> Any:
@@ -31,8 +29,8 @@ def install() -> None:
             return handle  # never due: no Qt timer; the handle can still be cancelled
         return original(self, handle, min(max(delay, 0.0), _MAX_DELAY))
 
+    add_callback._loom_patched = True  # type: ignore[attr-defined]
     timer_class.add_callback = add_callback
-    _installed = True
 
 
 def new_loop(app: Any) -> qasync.QEventLoop:
