@@ -209,6 +209,7 @@ async def test_branch_results_stream_as_each_branch_finishes() -> None:
     _result, rec = await run_graph(graph, REG)
     completed = rec.of("branch_completed")
     assert [e["branch"] for e in completed] == ["fast", "slow"]
+    assert [e["total"] for e in completed] == [2, 2], "progress needs the branch count"
     assert completed[0]["result"] == "f" and completed[0]["status"] == "done"
     finished = next(e for e in rec.of("node_finished") if e["node"] == "p")
     assert completed[0]["t"] < finished["t"] - 0.2, "the fast result came out long before the end"

@@ -271,3 +271,14 @@ async def test_runs_do_not_change_the_variables_they_start_with() -> None:
     assert (await manager.run()).outputs["a"] == {"out": ["ran"]}
     assert (await manager.run()).outputs["a"] == {"out": ["ran"]}, "a fresh copy each run"
     assert manager.variables == {"log": []}
+
+
+async def test_run_accepts_a_plan_made_beforehand_but_only_of_its_graph() -> None:
+    graph = graph_of([("a", "t.value", {"value": 2}), ("b", "t.add")], ["a.out -> b.a"])
+    manager = ExecutionManager(graph, REG)
+    plan = manager.plan()  # the editor compiles in a worker thread, then runs
+    result = await manager.run(plan)
+    assert result.status is RunStatus.SUCCEEDED
+    other = ExecutionManager(graph_of([("a", "t.value")]), REG)
+    with pytest.raises(ValueError, match="another graph"):
+        await other.run(plan)

@@ -7,18 +7,18 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import _leaks, _snapshot
+from leaks import assert_no_tasks_left, leaks, snapshot
 
 
 def test_a_leftover_thread_socket_and_file_are_each_named(tmp_path: Path) -> None:
-    before = _snapshot()
+    before = snapshot()
     stop = threading.Event()
     thread = threading.Thread(target=stop.wait, name="leaky-thread")
     thread.start()
     sock = socket.socket()
     handle = open(tmp_path / "f.txt", "w")  # noqa: SIM115 - left open on purpose
     try:
-        problems = _leaks(before, wait=0.05)
+        problems = leaks(before, wait=0.05)
         assert "thread left running: leaky-thread" in problems
         assert any(p.startswith("socket left open: fd") for p in problems)
         assert any(p.startswith("file descriptor left open") and p.endswith("f.txt")
@@ -28,35 +28,32 @@ def test_a_leftover_thread_socket_and_file_are_each_named(tmp_path: Path) -> Non
         thread.join()
         sock.close()
         handle.close()
-    assert _leaks(before, wait=1.0) == []
+    assert leaks(before, wait=1.0) == []
 
 
 def test_a_leftover_watchdog_observer_is_named(tmp_path: Path) -> None:
     from watchdog.events import FileSystemEventHandler
     from watchdog.observers import Observer
 
-    before = _snapshot()
+    before = snapshot()
     observer = Observer()
     observer.schedule(FileSystemEventHandler(), str(tmp_path))
     observer.start()
     try:
         assert any(p.startswith("watchdog observer left running")
-                   for p in _leaks(before, wait=0.05))
+                   for p in leaks(before, wait=0.05))
     finally:
         observer.stop()
         observer.join()
-    assert _leaks(before, wait=1.0) == []
+    assert leaks(before, wait=1.0) == []
 
 
-async def test_a_leftover_task_fails_the_async_test_fixture() -> None:
+async def test_a_leftover_task_is_named() -> None:
     import asyncio
 
-    from conftest import _no_task_leak
-
-    gen = _no_task_leak.__wrapped__()  # type: ignore[attr-defined]
-    await gen.__anext__()
     task = asyncio.create_task(asyncio.sleep(10))
     with pytest.raises(AssertionError, match="asyncio tasks left running"):
-        await gen.__anext__()
+        assert_no_tasks_left()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+    assert_no_tasks_left()

@@ -190,6 +190,39 @@ def test_reloading_a_file_replaces_its_nodes(tmp_path: Path) -> None:
     assert registry.problems == []
 
 
+def test_reload_file_reports_changed_types_and_keeps_the_last_good_version(
+        tmp_path: Path) -> None:
+    path = _write(tmp_path, "pack.py", """
+        from loom import node
+
+        @node
+        def one() -> int:
+            return 1
+    """)
+    registry = Registry()
+    registry.load_file(path)
+    _write(tmp_path, "pack.py", """
+        from loom import node
+
+        @node
+        def two() -> int:
+            return 2
+    """)
+    assert registry.reload_file(path) == (["pack.one", "pack.two"], [])
+    assert "pack.two" in registry and "pack.one" not in registry
+
+    path.write_text("raise RuntimeError('half-typed edit')\n")
+    changed, problems = registry.reload_file(path)
+    assert changed == ["pack.two"]
+    assert len(problems) == 1 and "half-typed edit" in problems[0]
+    assert "previous version" in problems[0]
+    assert registry["pack.two"].func() == 2, "a broken save keeps the working nodes"
+
+    path.unlink()
+    assert registry.reload_file(path) == (["pack.two"], [])
+    assert "pack.two" not in registry and registry.problems == []
+
+
 def test_entry_points_are_loaded_and_failures_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.metadata
     import types

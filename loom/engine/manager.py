@@ -131,11 +131,18 @@ class ExecutionManager:
         else:  # phase 2: what is under way may finish meanwhile
             self._grace_timer = asyncio.get_running_loop().call_later(wait, self._cancel_flow)
 
-    async def run(self) -> RunResult:
-        """Validate and run the graph; returns when every node has finished or been stopped."""
+    async def run(self, plan: Plan | None = None) -> RunResult:
+        """Validate and run the graph; returns when every node has finished or been stopped.
+
+        ``plan`` may be a plan this manager's :meth:`plan` made of the graph as it is
+        (the editor compiles it off the UI thread first, and need not compile twice).
+        """
         if self.status in (RunStatus.RUNNING, RunStatus.STOPPING):
             raise RuntimeError("this manager is already running a graph")
-        plan = self.plan()
+        if plan is None:
+            plan = self.plan()
+        elif plan.graph is not self.graph:
+            raise ValueError("the plan is of another graph")
         if plan.errors:
             raise GraphValidationError(plan.issues)
         self._loop = asyncio.get_running_loop()

@@ -165,6 +165,36 @@ class Registry:
                 self.problems.append(LoadProblem(origin, "is neither a module nor a @node"))
         return found
 
+    def reload_file(self, path: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
+        """Load a pack file again after it changed (the editor's hot reload).
+
+        Returns the type ids it defined before or defines now, and the problems this
+        load found. A deleted file loses its types. A file that no longer imports
+        keeps its previous types (and module) so open graphs keep working; the
+        problem says so. Earlier problems of the file are replaced by this load's.
+        """
+        file = Path(path).resolve()
+        origin = str(file)
+        before = {t: s for t, s in self._specs.items() if self._origin.get(t) == origin}
+        self.problems[:] = [p for p in self.problems if p.source != origin]
+        if not file.exists():
+            self._forget_origin(origin)
+            return sorted(before), []
+        old_modules = {name: module for name, module in sys.modules.items()
+                       if name.startswith(PACK_PACKAGE + ".")
+                       and getattr(module, "__file__", None) == origin}
+        count = len(self.problems)
+        loaded = self.load_file(file)
+        found = self.problems[count:]
+        if any(p.traceback for p in found) and not loaded and before:
+            for spec in before.values():
+                self.add(spec, origin)
+            for name, module in old_modules.items():
+                sys.modules.setdefault(name, module)  # their functions pickle by reference
+            return sorted(before), [f"{p} (the previous version of its nodes is kept)"
+                                    for p in found]
+        return sorted(set(before) | {s.type_id for s in loaded}), [str(p) for p in found]
+
     def _forget_origin(self, origin: str) -> None:
         # Reloading a file replaces what it defined before.
         for type_id in [t for t, o in self._origin.items() if o == origin]:

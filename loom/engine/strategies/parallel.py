@@ -230,7 +230,8 @@ def branches(node: Node) -> list[tuple[str, list[str]]]:
 def _completed(call: NodeCall, index: int, name: str, started: float, *, result: Any = None,
                error: BaseException | None = None, cancelled: bool = False) -> None:
     status = "cancelled" if cancelled else "failed" if error is not None else "done"
-    call.emit("branch_completed", branch=name, index=index, status=status,
+    call.emit("branch_completed", branch=name, index=index, total=len(branches(call.node)),
+              status=status,
               duration_ms=(time.perf_counter() - started) * 1000.0,
               result=None if error is not None else preview(result),
               error=None if error is None else str(error))
