@@ -1,0 +1,188 @@
+"""NodeGraphQt's viewer, taught Loom's wiring rules, drops and keys.
+
+- Mouse-drawn wires are checked by port data type (``loom.registry.compatible``) in
+  :meth:`LoomViewer._validate_accept_connection`, the hook NodeGraphQt's live
+  connection consults (a refused wire turns the live pipe purple and is not made).
+- Drops of ``application/x-loom-node`` (palette) and NodeGraphQt's own
+  ``nodegraphqt/nodes`` are handed to :attr:`LoomViewer.drop_handler`.
+- Keys go to :attr:`LoomViewer.key_handler` first. NodeGraphQt's hidden Undo/Redo
+  menu actions lose their shortcuts: window-wide duplicates of the main window's
+  Ctrl+Z would make Qt call the shortcut ambiguous and run neither.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from PySide6.QtCore import QRectF
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QKeyEvent, QUndoStack
+
+from loom.registry import compatible
+
+from . import style
+from .frames import FrameItem
+from .items import LoomPipeItem, LoomPortItem
+from .node_item import LoomNodeItem
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from NodeGraphQt.constants import PortTypeEnum
+    from NodeGraphQt.qgraphics.port import PortItem
+    from NodeGraphQt.widgets.viewer import NodeViewer
+
+#: MIME type of a palette drag; the data is the node type id in UTF-8.
+NODE_MIME = "application/x-loom-node"
+_NGQT_MIME = "nodegraphqt/nodes"
+_NGQT_TYPES = re.compile(r"node:([\w\.]+)")
+_OUT = PortTypeEnum.OUT.value
+
+DropHandler = Callable[[str, tuple[float, float]], None]
+KeyHandler = Callable[[QKeyEvent], bool]
+
+
+@contextlib.contextmanager
+def _qt5_accessors() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning,
+                                message=r".*is marked as deprecated")
+        yield
+
+
+def wire_allowed(a: PortItem, b: PortItem) -> bool:
+    """May these two port items be wired? Same-direction pairs are NodeGraphQt's call."""
+    if a.port_type == b.port_type:
+        return True
+    out, inp = (a, b) if a.port_type == _OUT else (b, a)
+    if out.node is inp.node:
+        return False
+    return compatible(getattr(out, "loom_type", "any"), getattr(inp, "loom_type", "any"))
+
+
+def wire_color(out_port: PortItem) -> tuple[int, ...]:
+    """A wire's colour: green/red from a conditional's true/false, else its data type's."""
+    node = out_port.node
+    if isinstance(node, LoomNodeItem) and getattr(node, "conditional", False):
+        if out_port.name == "true":
+            return style.WIRE_TRUE
+        if out_port.name == "false":
+            return style.WIRE_FALSE
+    color = style.port_color(getattr(out_port, "loom_type", "any"))
+    return (color.red(), color.green(), color.blue(), 255)
+
+
+class LoomViewer(NodeViewer):  # type: ignore[misc]
+    """The canvas view. Build it inside ``warnings.catch_warnings()`` (see Canvas)."""
+
+    def __init__(self, parent: Any = None, undo_stack: QUndoStack | None = None) -> None:
+        super().__init__(parent, undo_stack=undo_stack)
+        for action in (self._undo_action, self._redo_action):
+            if action is not None:
+                action.setShortcuts([])
+        self.drop_handler: DropHandler | None = None
+        self.key_handler: KeyHandler | None = None
+
+    # ------------------------------------------------------------------ wiring
+    def _validate_accept_connection(self, from_port: PortItem, to_port: PortItem) -> bool:
+        if not super()._validate_accept_connection(from_port, to_port):
+            return False
+        return wire_allowed(from_port, to_port)
+
+    def establish_connection(self, start_port: PortItem, end_port: PortItem) -> None:
+        """Draw a wire (NodeGraphQt calls this for every connection it shows)."""
+        pipe = LoomPipeItem()
+        self.scene().addItem(pipe)
+        pipe.set_connections(start_port, end_port)
+        pipe._color = wire_color(pipe.output_port)
+        pipe.draw_path(pipe.input_port, pipe.output_port)
+        if start_port.node.selected or end_port.node.selected:
+            pipe.highlight()
+        if not start_port.node.visible or not end_port.node.visible:
+            pipe.hide()
+
+    def _items_near(self, pos: Any, item_type: Any = None, width: int = 20,
+                    height: int = 20) -> list[Any]:
+        # Frames are backgrounds: clicks inside one must start a rubber band or reach
+        # the node under the cursor, as on the bare canvas.
+        rect = QRectF(pos.x() - width, pos.y() - height, width, height)
+        skip = (self._LIVE_PIPE, self._SLICER_PIPE)
+        return [item for item in self.scene().items(rect)
+                if item not in skip and not isinstance(item, FrameItem)
+                and (not item_type or isinstance(item, item_type))]
+
+    # ------------------------------------------------------------------ drops
+    def _accepts(self, mime: Any) -> bool:
+        return bool(mime.hasFormat(NODE_MIME) or mime.hasFormat(_NGQT_MIME))
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        """Accept node drags from Loom's palette (and NodeGraphQt's)."""
+        if self._accepts(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        """See :meth:`dragEnterEvent`."""
+        if self._accepts(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        """Create the dropped node type(s) where the drop happened."""
+        mime = event.mimeData()
+        pos = self.mapToScene(event.position().toPoint())
+        types: list[str] = []
+        if mime.hasFormat(NODE_MIME):
+            types = [bytes(mime.data(NODE_MIME).data()).decode("utf-8").strip()]
+        elif mime.hasFormat(_NGQT_MIME):
+            types = _NGQT_TYPES.findall(bytes(mime.data(_NGQT_MIME).data()).decode("utf-8"))
+        if not types or self.drop_handler is None:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        for i, type_id in enumerate(types):
+            if type_id:
+                self.drop_handler(type_id, (pos.x() + 40.0 * i, pos.y() + 40.0 * i))
+
+    # ------------------------------------------------------------------ mouse
+    # NodeGraphQt's handlers read Qt 5 accessors (event.pos(), event.x(), globalPos())
+    # that PySide6 marks deprecated; the values are right, so mute just that warning.
+    def mousePressEvent(self, event: Any) -> None:
+        """NodeGraphQt's handler, without its Qt 5 deprecation warnings."""
+        with _qt5_accessors():
+            super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: Any) -> None:
+        """See :meth:`mousePressEvent`."""
+        with _qt5_accessors():
+            super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event: Any) -> None:
+        """See :meth:`mousePressEvent`."""
+        with _qt5_accessors():
+            super().mouseReleaseEvent(event)
+
+    def wheelEvent(self, event: Any) -> None:
+        """See :meth:`mousePressEvent`."""
+        with _qt5_accessors():
+            super().wheelEvent(event)
+
+    def contextMenuEvent(self, event: Any) -> None:
+        """See :meth:`mousePressEvent`."""
+        with _qt5_accessors():
+            super().contextMenuEvent(event)
+
+    # ------------------------------------------------------------------ keys
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Canvas shortcuts first, then NodeGraphQt's modifier tracking."""
+        if self.key_handler is not None and self.key_handler(event):
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+
+__all__ = ["NODE_MIME", "LoomPortItem", "LoomViewer", "wire_allowed", "wire_color"]
