@@ -86,12 +86,33 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _open_editor(args: list[str]) -> int:
+    """``loom [FILE.loom]``: the editor, which is the only part that imports Qt."""
     if len(args) > 1:
         raise UsageError(f"unknown command {args[0]!r} (commands: {', '.join(COMMANDS)}; "
                          "or `loom FILE.loom` to open a graph in the editor)")
-    print("loom: the editor is not in this version yet; run a graph headless with "
-          "`loom run FILE.loom`", file=sys.stderr)
-    return EXIT_USAGE
+    path = args[0] if args else None
+    if path is not None and not os.path.exists(path):
+        raise UsageError(f"{path}: no such file")
+    if not _display_available():
+        print("loom: no display to open the editor on; run graphs headless with "
+              "`loom run FILE.loom`", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        from loom.ui.app import main as editor_main
+    except ImportError as exc:
+        print(f"loom: the editor cannot start ({exc}); run graphs headless with "
+              "`loom run FILE.loom`", file=sys.stderr)
+        return EXIT_USAGE
+    return editor_main(path)
+
+
+def _display_available() -> bool:
+    # Decided before Qt is imported: without a display Qt would abort the process.
+    if os.environ.get("QT_QPA_PLATFORM", "").split(":")[0] in ("offscreen", "minimal", "vnc"):
+        return True
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
 
 
 # --------------------------------------------------------------------------- helpers

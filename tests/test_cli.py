@@ -168,9 +168,17 @@ def test_events_stream_ndjson() -> None:
 def test_usage_errors_exit_2() -> None:
     assert loom("run").returncode == 2
     assert loom("frobnicate", "x", "y").returncode == 2
-    proc = loom()
-    assert proc.returncode == 2 and "loom run" in proc.stderr
-    assert proc.stderr.count("\n") == 1
+    assert loom("no-such-file.loom").returncode == 2
+
+
+def test_editor_without_a_display_says_so_in_one_line() -> None:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    for args in ((), (str(EXAMPLES / "hello.loom"),)):
+        proc = loom(*args, env=env)
+        assert proc.returncode == 2
+        assert proc.stderr.count("\n") == 1 and "no display" in proc.stderr
+        assert "loom run" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_ctrl_c_stops_gracefully_with_exit_130(tmp_path: Path, pack: Path) -> None:

@@ -647,3 +647,23 @@ def test_nodegraphqt_tab_search_adds_through_the_canvas(canvas: Canvas) -> None:
     (node_id,) = canvas.node_ids()
     assert canvas.node(node_id).type == "text.upper"
     assert canvas.node(node_id).position == (120.0, 80.0)
+
+
+def test_dragging_a_wire_end_off_its_input_removes_the_wire(canvas: Canvas, qtbot: Any) -> None:
+    number = canvas.add_node("values.number", (0.0, 0.0))
+    add = canvas.add_node("math.add", (300.0, 0.0))
+    assert canvas.connect(number, "out", add, "a")
+    canvas.widget.show()
+    qtbot.waitExposed(canvas.widget)
+    canvas.fit_view()
+    viewer = canvas.widget
+    start = _view_point(viewer, item(canvas, add).port_item("a", "in"))
+    end = start + QPoint(0, 220)  # empty canvas below the nodes
+    port = viewer.viewport()
+    qtbot.mousePress(port, Qt.MouseButton.LeftButton, pos=start)
+    for step in range(1, 6):
+        qtbot.mouseMove(port, start + (end - start) * step / 5)
+    qtbot.mouseRelease(port, Qt.MouseButton.LeftButton, pos=end)
+    assert wires(canvas) == set()
+    canvas.undo()
+    assert wires(canvas) == {(number, "out", add, "a")}
