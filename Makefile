@@ -16,13 +16,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/loom run resources/examples/branching.loom
+	$(BIN)/loom resources/examples/branching.loom
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check loom nodes tests bench
+	$(BIN)/ruff check loom nodes tests bench resources
 	$(BIN)/mypy
 
 bench: $(STAMP)
