@@ -55,3 +55,21 @@ def assert_no_tasks_left() -> None:
     current = asyncio.current_task()
     left = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
     assert not left, f"asyncio tasks left running: {left}"
+
+
+def start_dask_helpers() -> None:
+    """Start the helpers Dask keeps for the life of the process, if Dask is installed.
+
+    Its offload thread, and the resource tracker its spawned workers need (with one
+    pipe here), start with the first cluster and never end. Modules whose tests start
+    clusters call this at import (collection), before any test's leak snapshot, so
+    they are part of every test's baseline rather than the first test's leak.
+    """
+    try:
+        import distributed.utils
+    except ImportError:
+        return
+    import multiprocessing.resource_tracker
+
+    multiprocessing.resource_tracker.ensure_running()
+    distributed.utils._offload_executor.submit(int).result()

@@ -1,7 +1,9 @@
 """The Loom engine: runs graphs on an asyncio loop. Never imports Qt."""
 
 from .context import NodeContext, RunContext, StopRequested
+from .dask_executor import DaskExecutor, ExecutorUnavailableError
 from .events import EVENT_TYPES, Event, EventBus
+from .invoke import RUN_EXECUTORS
 from .manager import ExecutionManager
 from .plan import GraphValidationError, Issue, Plan, compile_plan, ports_of, validate
 from .result import NodeRecord, RunResult
@@ -11,10 +13,13 @@ from .values import Skip, preview, to_jsonable
 
 __all__ = [
     "EVENT_TYPES",
+    "RUN_EXECUTORS",
     "STRATEGIES",
+    "DaskExecutor",
     "Event",
     "EventBus",
     "ExecutionManager",
+    "ExecutorUnavailableError",
     "GraphValidationError",
     "Issue",
     "NodeContext",

@@ -24,7 +24,7 @@ import asyncio
 import copy
 import heapq
 import time
-from collections.abc import Awaitable, Callable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from typing import Any
 
 from .context import RunContext, StopRequested
@@ -66,13 +66,19 @@ class RunState:
     limiters, the run's event-source services and its stop signals."""
 
     def __init__(self, plan: Plan, ctx: RunContext, records: list[NodeRecord], *,
-                 max_waves: int | None = None) -> None:
+                 max_waves: int | None = None,
+                 executors: Mapping[str, Callable[[], Executor]] | None = None,
+                 executor_override: str | None = None) -> None:
         self.plan = plan
         self.ctx = ctx
         self.bus: EventBus = ctx.bus
         self.records = records
         self.limiters = Limiters()
         self._executors: dict[str, Executor] = {}
+        self._factories = dict(EXECUTOR_FACTORIES if executors is None else executors)
+        #: where sync nodes that could run anywhere go instead of their own executor
+        #: (``loom run --executor dask``); None keeps each node's choice
+        self.executor_override = executor_override
         #: set when a stop is requested: event sources stop, the rest may finish
         self.stopping = asyncio.Event()
         #: set when the run should end on its own (duration or max_waves reached)
@@ -123,10 +129,10 @@ class RunState:
         """The run's executor of this kind, created on first use."""
         executor = self._executors.get(name)
         if executor is None:
-            factory = EXECUTOR_FACTORIES.get(name)
+            factory = self._factories.get(name)
             if factory is None:
                 raise NodeError(f"executor {name!r} is not available "
-                                f"(available: inline, async, {', '.join(EXECUTOR_FACTORIES)})")
+                                f"(available: inline, async, {', '.join(self._factories)})")
             executor = self._executors[name] = factory()
         return executor
 

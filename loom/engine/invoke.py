@@ -18,6 +18,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from .context import NodeContext, RunContext
+from .dask_executor import DaskExecutor
 from .executors import Executor, ThreadExecutor
 from .processes import ProcessExecutor
 from .values import preview
@@ -33,7 +34,11 @@ _PLUMBING = (*(str(Path(m.__file__).resolve().parent)
 
 #: Executors a node may name, by ``@node(executor=...)``; one instance per run.
 EXECUTOR_FACTORIES: dict[str, Callable[[], Executor]] = {"thread": ThreadExecutor,
-                                                         "process": ProcessExecutor}
+                                                         "process": ProcessExecutor,
+                                                         "dask": DaskExecutor}
+
+#: Run-wide executor choices (``loom run --executor``); None keeps each node's own.
+RUN_EXECUTORS = ("local", "dask")
 
 
 class NodeError(Exception):
@@ -62,11 +67,28 @@ async def call_function(run: RunState, planned: PlannedNode, kwargs: dict[str, A
         return items
     if spec.executor == "inline":
         return call_inline(planned, kwargs, ctx)
-    executor = run.executor(spec.executor)
+    executor = run.executor(executor_name(spec.executor, kind, spec.wants_ctx,
+                                          run.executor_override))
     if kind == "generator":
         return await executor.call(_drain, {"func": func, "kwargs": kwargs, "ctx": ctx,
                                             "node_id": planned.id}, planned.id)
     return await executor.call(func, kwargs, planned.id)
+
+
+def executor_name(own: str, kind: str, wants_ctx: bool, override: str | None) -> str:
+    """The executor a sync node runs on, given the run's choice (see RUN_EXECUTORS).
+
+    ``"dask"`` sends every plain function that would leave the loop (thread and
+    process nodes) to the cluster; generators and nodes taking ``ctx`` stay here,
+    since their events and stop flag live in this process. ``"local"`` keeps Dask
+    nodes on this machine, in the process executor.
+    """
+    if override == "dask" and own in ("thread", "process") and kind == "function" \
+            and not wants_ctx:
+        return "dask"
+    if override == "local" and own == "dask":
+        return "process"
+    return own
 
 
 def call_inline(planned: PlannedNode, kwargs: dict[str, Any], ctx: RunContext) -> Any:

@@ -20,6 +20,7 @@ in phases:
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections.abc import Mapping
@@ -29,8 +30,10 @@ from loom.graph import Graph
 from loom.registry import Registry
 
 from .context import RunContext
+from .dask_executor import DaskExecutor, ExecutorUnavailableError
 from .events import EventBus
 from .flow import Flow, RunState
+from .invoke import EXECUTOR_FACTORIES, RUN_EXECUTORS, executor_name
 from .plan import GraphValidationError, Issue, Plan, compile_plan
 from .result import NodeRecord, RunResult
 from .scopes import TOP
@@ -70,7 +73,8 @@ class ExecutionManager:
                  max_concurrency: int | None = None, variables: Mapping[str, Any] | None = None,
                  stop_grace: float = 2.0, max_waves: int | None = None,
                  duration: float | None = None,
-                 strategies: Mapping[str, Strategy] | None = None) -> None:
+                 strategies: Mapping[str, Strategy] | None = None,
+                 executor: str | None = None, scheduler: str | None = None) -> None:
         self.graph = graph
         self.registry = registry
         self.bus = bus if bus is not None else EventBus()
@@ -85,6 +89,14 @@ class ExecutionManager:
         self.records: dict[str, NodeRecord] = {}
         self.result: RunResult | None = None
         self._strategies = strategies
+        if executor not in (None, *RUN_EXECUTORS):
+            raise ValueError(f"unknown executor {executor!r} "
+                             f"(choose from: {', '.join(RUN_EXECUTORS)})")
+        #: where sync nodes run for this manager's runs (see ``invoke.RUN_EXECUTORS``);
+        #: None: each node where its spec says
+        self.executor = executor
+        #: the Dask scheduler's address for Dask nodes; None: a LocalCluster per run
+        self.scheduler = scheduler
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._state: RunState | None = None
@@ -151,7 +163,11 @@ class ExecutionManager:
         ctx = RunContext(self.bus, variables=self.variables)
         records = [NodeRecord() for _ in plan.nodes]
         self.records = dict(zip(plan.index, records, strict=True))
-        state = self._state = RunState(plan, ctx, records, max_waves=self.max_waves)
+        state = RunState(plan, ctx, records, max_waves=self.max_waves,
+                         executors={**EXECUTOR_FACTORIES,
+                                    "dask": functools.partial(DaskExecutor, self.scheduler)},
+                         executor_override=self.executor)
+        self._state = state
         self._stop_requested = False
         self._gave_up = asyncio.Event()
         self.status = RunStatus.RUNNING
@@ -161,6 +177,9 @@ class ExecutionManager:
         status = RunStatus.STOPPED
         try:
             status = await self._run_flow(state)
+        except ExecutorUnavailableError:
+            status = RunStatus.FAILED  # raised once the run has cleaned up and finished
+            raise
         finally:
             if ending is not None:
                 ending.cancel()
@@ -171,6 +190,22 @@ class ExecutionManager:
         return self.result
 
     # ------------------------------------------------------------------ internals
+    async def _start_cluster(self, state: RunState) -> None:
+        """Connect to Dask before any node runs when some node will run there, so that
+        an unreachable scheduler is one clear error (ExecutorUnavailableError, raised by
+        :meth:`run`) rather than a failure of each of those nodes. A stop meanwhile
+        cancels the connection like any other work of the run."""
+        if any(executor_name(p.spec.executor, p.spec.kind, p.spec.wants_ctx,
+                             self.executor) == "dask"
+               for p in state.plan.nodes if p.spec is not None):
+            executor = state.executor("dask")
+            assert isinstance(executor, DaskExecutor)
+            await executor.start()
+
+    async def _start_and_run(self, state: RunState, flow: Flow) -> None:
+        await self._start_cluster(state)
+        await flow.run()
+
     def _cancel_flow(self) -> None:
         """Phase 3: cancel what is still running, and stop waiting for it after a deadline."""
         self._grace_timer = None
@@ -186,7 +221,7 @@ class ExecutionManager:
         flow = Flow(state, top, limit)
         # The flow runs in a task of its own so a stop can cancel it and then stop
         # waiting for clean-up that never ends; an outside cancel of run() cancels it too.
-        task = self._flow_task = asyncio.ensure_future(flow.run())
+        task = self._flow_task = asyncio.ensure_future(self._start_and_run(state, flow))
         try:
             await self._settle(task)
         except asyncio.CancelledError:
@@ -201,7 +236,9 @@ class ExecutionManager:
             return RunStatus.STOPPED
         if task.cancelled() or self._stop_requested:
             return RunStatus.STOPPED
-        task.result()  # the flow itself never raises; if it did, that is a bug to surface
+        # The flow itself never raises (if it did, that is a bug to surface); a cluster
+        # that cannot be reached raises ExecutorUnavailableError.
+        task.result()
         return RunStatus.FAILED if flow.failures or state.wave_failures else RunStatus.SUCCEEDED
 
     async def _settle(self, task: asyncio.Task[None]) -> None:
