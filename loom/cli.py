@@ -55,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
                      help="event graphs: end after S seconds")
     run.add_argument("--grace", type=float, default=2.0, metavar="S",
                      help="on Ctrl+C, let work under way finish for S seconds (default 2)")
+    run.add_argument("--executor", choices=["local", "dask"],
+                     help="where sync nodes run: 'dask' sends every plain function node to a "
+                          "Dask cluster, 'local' keeps even executor='dask' nodes here "
+                          "(default: each node where its pack says)")
+    run.add_argument("--scheduler", metavar="ADDR",
+                     help="the Dask scheduler, e.g. tcp://10.0.0.5:8786 (implies --executor "
+                          "dask); without it, a LocalCluster on 127.0.0.1 runs for the run")
 
     validate = sub.add_parser("validate", help="check a graph without running it")
     validate.add_argument("file")
@@ -204,7 +211,12 @@ def cmd_nodes(ns: argparse.Namespace) -> int:
 
 def cmd_run(ns: argparse.Namespace) -> int:
     """``loom run FILE``: run headless; Ctrl+C stops gracefully (exit 130)."""
-    from loom.engine import EventBus, ExecutionManager, GraphValidationError
+    from loom.engine import (
+        EventBus,
+        ExecutionManager,
+        ExecutorUnavailableError,
+        GraphValidationError,
+    )
     from loom.engine.states import RunStatus
 
     registry = _registry(ns.nodes)
@@ -215,14 +227,22 @@ def cmd_run(ns: argparse.Namespace) -> int:
                                ("--grace", ns.grace, 0)):
         if value is not None and value < low:
             raise UsageError(f"{option} must be at least {low}")
+    if ns.scheduler is not None and ns.executor == "local":
+        raise UsageError("--scheduler is the Dask scheduler's address: use it with "
+                         "--executor dask, not local")
+    executor = "dask" if ns.scheduler is not None else ns.executor
     bus = EventBus()
     manager = ExecutionManager(graph, registry, bus=bus, max_concurrency=ns.max_concurrency,
-                               max_waves=ns.max_waves, duration=ns.duration, stop_grace=ns.grace)
+                               max_waves=ns.max_waves, duration=ns.duration, stop_grace=ns.grace,
+                               executor=executor, scheduler=ns.scheduler)
     try:
         result = asyncio.run(_run(manager, graph, ns))
     except GraphValidationError as exc:
         print(f"loom: {ns.file}: the graph cannot run:", file=sys.stderr)
         _print_issues([i for i in exc.issues if i.severity == "error"], sys.stderr)
+        return EXIT_USAGE
+    except ExecutorUnavailableError as exc:
+        print(f"loom: {ns.file}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if ns.json:
         print(json.dumps(result.to_json()), flush=True)

@@ -326,3 +326,39 @@ def test_http_trigger_address_and_token_are_announced(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"hook listening on POST http://127\.0\.0\.1:\d+/in "
                      r"\(header 'Authorization: Bearer sekrit'\)", proc.stderr), proc.stderr
+
+
+@pytest.mark.slow
+def test_run_on_dask_sends_pack_nodes_to_a_local_cluster(tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    folder = tmp_path / "farpack"
+    folder.mkdir()
+    (folder / "far.py").write_text(textwrap.dedent("""
+        import os
+        from loom import node
+
+        LOADED_IN = os.getpid()  # travels with the function, by value
+
+        @node
+        def where(x: int) -> list:
+            return [x * 10, os.getpid() != LOADED_IN]
+    """))
+    loop_meta = {"execution_mode": "loop", "loop_type": "for_each", "body": ["w"],
+                 "parallel": True}
+    path = _graph(tmp_path, [Node("items", "values.list", properties={"value": [1, 2, 3]}),
+                             Node("loop", "control.for_each", metadata=loop_meta),
+                             Node("w", "far.where")],
+                  [("items", "out", "loop", "items"), ("loop", "item", "w", "x")])
+    proc = loom("run", str(path), "--nodes", str(folder), "--executor", "dask", "--json",
+                timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout)["outputs"]["loop"]["results"]
+    assert [r[0] for r in results] == [10, 20, 30]
+    assert all(r[1] for r in results), "the items ran on Dask workers, not in loom"
+
+
+def test_scheduler_with_the_local_executor_is_a_usage_error(tmp_path: Path) -> None:
+    proc = loom("run", "resources/examples/hello.loom", "--executor", "local",
+                "--scheduler", "tcp://127.0.0.1:8786")
+    assert proc.returncode == 2
+    assert "--scheduler" in proc.stderr and "--executor dask" in proc.stderr
