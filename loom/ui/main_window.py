@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QCursor, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QCursor, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -73,6 +74,8 @@ class MainWindow(QMainWindow):
         self.runner = RunController(registry, self.canvas, self)
         self.watcher = PackWatcher(registry, [builtin_pack_dir(), *(pack_folders or [])])
         self._status = QLabel("idle")
+        #: options of the runs the window starts (see :meth:`set_run_target`)
+        self.run_options: dict[str, Any] = {"executor": None, "scheduler": None}
         self._autosave_timer = QTimer(self)
         self._autosave_timer.setInterval(AUTOSAVE_SECONDS * 1000)
         self._autosave_timer.timeout.connect(self.write_autosave)
@@ -174,6 +177,8 @@ class MainWindow(QMainWindow):
             view.addAction(dock.toggleViewAction())
         run = menus.addMenu("&Run")
         run.addActions([a["run"], a["stop"], a["validate"]])
+        run.addSeparator()
+        self._build_run_on_menu(run.addMenu("Run &On"))
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("toolbar-main")
         toolbar.setMovable(False)
@@ -206,7 +211,8 @@ class MainWindow(QMainWindow):
         name = Path(self.document.path).name if self.document.path else "untitled"
         self.setWindowModified(self.document.dirty)
         self.setWindowTitle(f"{name}[*] — Loom")
-        self._status.setText(f"{len(self.canvas.node_ids())} nodes · {self.runner_status}")
+        self._status.setText(f"{len(self.canvas.node_ids())} nodes · {self.runner_status}"
+                             f"{self._run_target_text()}")
 
     @property
     def runner_status(self) -> str:
@@ -417,7 +423,58 @@ class MainWindow(QMainWindow):
         if self.runner.running:
             return
         self.run_dock.clear()
-        self.runner.start(self.canvas.to_graph())
+        self.runner.start(self.canvas.to_graph(), **self.run_options)
+
+    # ------------------------------------------------------------------ where runs go
+    def _build_run_on_menu(self, menu: Any) -> None:
+        group = QActionGroup(self)
+        self.run_on_actions: dict[str, QAction] = {}
+        for key, text, tip in (
+                ("here", "This &Machine", "Sync nodes run where their packs say: worker "
+                 "threads or processes here"),
+                ("dask-local", "Dask: a &Local Cluster", "Every plain sync node runs on a "
+                 "Dask cluster of 2 worker processes started for the run on 127.0.0.1"),
+                ("dask-scheduler", "Dask: a &Scheduler…", "Every plain sync node runs on "
+                 "the Dask cluster at an address you give")):
+            action = QAction(text, self, checkable=True)
+            action.setStatusTip(tip)
+            action.triggered.connect(lambda _checked=False, k=key: self._choose_run_on(k))
+            group.addAction(action)
+            menu.addAction(action)
+            self.run_on_actions[key] = action
+        self.run_on_actions["here"].setChecked(True)
+
+    def _choose_run_on(self, key: str) -> None:
+        if key == "dask-scheduler":
+            address = self.ask_scheduler(self.run_options.get("scheduler") or "tcp://")
+            if address:
+                self.set_run_target("dask", address)
+        else:
+            self.set_run_target("dask" if key == "dask-local" else None)
+        self._check_run_on()
+
+    def set_run_target(self, executor: str | None, scheduler: str | None = None) -> None:
+        """Where the next runs send sync nodes: None (here), or "dask" with an optional
+        scheduler address (without one, each run starts a local cluster)."""
+        self.run_options = {"executor": executor, "scheduler": scheduler}
+        self._check_run_on()
+        self._update_title()
+
+    def _check_run_on(self) -> None:
+        executor, scheduler = self.run_options.get("executor"), self.run_options.get("scheduler")
+        key = "here" if executor is None else "dask-scheduler" if scheduler else "dask-local"
+        self.run_on_actions[key].setChecked(True)
+
+    def ask_scheduler(self, current: str) -> str | None:
+        """The Dask scheduler's address, or None when cancelled. (Tests replace this.)"""
+        text, ok = QInputDialog.getText(self, "Dask scheduler",
+                                        "Address of the Dask scheduler:", text=current)
+        return text.strip() if ok and text.strip() else None
+
+    def _run_target_text(self) -> str:
+        if self.run_options.get("executor") != "dask":
+            return ""
+        return f" · on Dask ({self.run_options.get('scheduler') or 'local cluster'})"
 
     def stop(self) -> None:
         """Stop (Shift+F5); pressing it again while stopping stops at once."""

@@ -26,6 +26,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from loom.engine import (
     Event,
     ExecutionManager,
+    ExecutorUnavailableError,
     GraphValidationError,
     Issue,
     NodeRecord,
@@ -311,6 +312,8 @@ class RunController(QObject):
         except asyncio.CancelledError:
             result = self._crashed(manager, started, RunStatus.STOPPED, None)
             raise
+        except ExecutorUnavailableError as exc:  # no Dask cluster: say why, in the result
+            result = self._crashed(manager, started, RunStatus.FAILED, str(exc))
         except GraphValidationError as exc:  # the graph changed under us; unlikely
             self.invalid.emit(list(exc.issues))
             result = self._crashed(manager, started, RunStatus.FAILED,
