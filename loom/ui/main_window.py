@@ -36,7 +36,7 @@ from .palette import Palette
 from .run_controller import RunController
 from .run_dock import RunDock
 from .search import NodeSearch
-from .storage import Autosave, RecentFiles
+from .storage import Autosave, RecentFiles, RunPreferences
 
 log = logging.getLogger("loom.ui")
 
@@ -74,8 +74,9 @@ class MainWindow(QMainWindow):
         self.runner = RunController(registry, self.canvas, self)
         self.watcher = PackWatcher(registry, [builtin_pack_dir(), *(pack_folders or [])])
         self._status = QLabel("idle")
+        self.run_preferences = RunPreferences()
         #: options of the runs the window starts (see :meth:`set_run_target`)
-        self.run_options: dict[str, Any] = {"executor": None, "scheduler": None}
+        self.run_options: dict[str, Any] = dict(self.run_preferences.load())
         self._autosave_timer = QTimer(self)
         self._autosave_timer.setInterval(AUTOSAVE_SECONDS * 1000)
         self._autosave_timer.timeout.connect(self.write_autosave)
@@ -442,7 +443,7 @@ class MainWindow(QMainWindow):
             group.addAction(action)
             menu.addAction(action)
             self.run_on_actions[key] = action
-        self.run_on_actions["here"].setChecked(True)
+        self._check_run_on()
 
     def _choose_run_on(self, key: str) -> None:
         if key == "dask-scheduler":
@@ -457,6 +458,7 @@ class MainWindow(QMainWindow):
         """Where the next runs send sync nodes: None (here), or "dask" with an optional
         scheduler address (without one, each run starts a local cluster)."""
         self.run_options = {"executor": executor, "scheduler": scheduler}
+        self.run_preferences.save(self.run_options)
         self._check_run_on()
         self._update_title()
 

@@ -1,4 +1,4 @@
-"""Where the editor keeps its own files: recent files and autosaves.
+"""Where the editor keeps its own files: recent files, run preferences and autosaves.
 
 Everything lives under the user data folder (platformdirs), or under
 ``$LOOM_DATA_DIR`` when set (tests point it at a temporary folder). Autosaves are
@@ -51,6 +51,31 @@ class RecentFiles:
         paths = [entry] + [p for p in self.list() if p != entry]
         with contextlib.suppress(OSError):  # a read-only home must not stop saving a graph
             self.file.write_text(json.dumps(paths[:MAX_RECENT], indent=2), encoding="utf-8")
+
+
+class RunPreferences:
+    """Where runs go (Run > Run On), kept between sessions."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.file = (root or data_dir()) / "run.json"
+
+    def load(self) -> dict[str, str | None]:
+        """``{"executor": None or "dask", "scheduler": None or an address}``; a missing
+        or damaged file gives the default (run here)."""
+        try:
+            saved = json.loads(self.file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            saved = {}
+        if not isinstance(saved, dict) or saved.get("executor") != "dask":
+            return {"executor": None, "scheduler": None}
+        scheduler = saved.get("scheduler")
+        return {"executor": "dask",
+                "scheduler": scheduler if isinstance(scheduler, str) and scheduler else None}
+
+    def save(self, options: dict[str, str | None]) -> None:
+        """Remember the choice (silently kept in memory only if the folder is read-only)."""
+        with contextlib.suppress(OSError):
+            self.file.write_text(json.dumps(options, indent=2), encoding="utf-8")
 
 
 @dataclass(frozen=True)

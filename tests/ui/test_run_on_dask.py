@@ -83,3 +83,18 @@ def test_an_unreachable_scheduler_fails_the_run_with_the_reason(
     window.run_on_actions["here"].trigger()
     assert window.run_options["executor"] is None
     assert "Dask" not in window._status.text()
+
+
+def test_the_choice_is_kept_for_the_next_session(window: MainWindow, qtbot: Any) -> None:
+    window.ask_scheduler = lambda current: "tcp://10.0.0.5:8786"  # type: ignore[method-assign]
+    window.run_on_actions["dask-scheduler"].trigger()
+    later = MainWindow(Registry.standard(entry_points=False))
+    qtbot.addWidget(later)
+    try:
+        assert later.run_options == {"executor": "dask", "scheduler": "tcp://10.0.0.5:8786"}
+        assert later.run_on_actions["dask-scheduler"].isChecked()
+        later.run_preferences.file.write_text("{not json", encoding="utf-8")
+        assert later.run_preferences.load() == {"executor": None, "scheduler": None}
+    finally:
+        later.watcher.stop()
+        later.close()
