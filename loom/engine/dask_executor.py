@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from .processes import _call_pickled, _dump_call, _Raised, _RemoteTraceback, _Unloadable
+from .processes import _call_pickled, _dump_call, unpack_outcome
 
 #: Worker processes of a LocalCluster started for a run (one thread each: node
 #: functions are assumed CPU-bound and not thread-safe).
@@ -60,11 +60,6 @@ class DaskExecutor:
         self._closed = False
         self._pending: dict[Any, str] = {}  # Dask future -> node id
         self._cancels: set[asyncio.Future[Any]] = set()
-
-    @property
-    def address(self) -> str | None:
-        """The scheduler's address once connected (a started LocalCluster's too)."""
-        return self._client.scheduler.address if self._client is not None else self.scheduler
 
     async def start(self) -> None:
         """Connect to the scheduler (or start the LocalCluster); safe to repeat.
@@ -126,12 +121,7 @@ class DaskExecutor:
             raise
         finally:
             self._pending.pop(future, None)
-        if isinstance(outcome, _Raised):
-            # typeshed types the argument as a traceback; the class stores and prints a str
-            raise outcome.exception() from _RemoteTraceback(outcome.remote_text())  # type: ignore[arg-type]
-        if isinstance(outcome, _Unloadable):
-            raise TypeError(outcome.message)
-        return outcome
+        return unpack_outcome(outcome)
 
     async def aclose(self, grace: float) -> list[str]:
         """Give pending calls ``grace`` seconds, cancel the rest, close client and cluster.

@@ -24,6 +24,8 @@ from .processes import ProcessExecutor
 from .values import preview
 
 if TYPE_CHECKING:
+    from loom.registry import NodeSpec
+
     from .flow import RunState
     from .plan import PlannedNode
 
@@ -67,24 +69,22 @@ async def call_function(run: RunState, planned: PlannedNode, kwargs: dict[str, A
         return items
     if spec.executor == "inline":
         return call_inline(planned, kwargs, ctx)
-    executor = run.executor(executor_name(spec.executor, kind, spec.wants_ctx,
-                                          run.executor_override))
+    executor = run.executor(executor_name(spec, run.executor_override))
     if kind == "generator":
         return await executor.call(_drain, {"func": func, "kwargs": kwargs, "ctx": ctx,
                                             "node_id": planned.id}, planned.id)
     return await executor.call(func, kwargs, planned.id)
 
 
-def executor_name(own: str, kind: str, wants_ctx: bool, override: str | None) -> str:
-    """The executor a sync node runs on, given the run's choice (see RUN_EXECUTORS).
+def executor_name(spec: NodeSpec, override: str | None) -> str:
+    """The executor a node runs on, given the run's choice (see RUN_EXECUTORS).
 
-    ``"dask"`` sends every plain function that would leave the loop (thread and
-    process nodes) to the cluster; generators and nodes taking ``ctx`` stay here,
-    since their events and stop flag live in this process. ``"local"`` keeps Dask
-    nodes on this machine, in the process executor.
+    ``"dask"`` sends every node that would leave the loop (thread and process
+    nodes) to the cluster if it is :attr:`~NodeSpec.portable`. ``"local"`` keeps
+    Dask nodes on this machine, in the process executor.
     """
-    if override == "dask" and own in ("thread", "process") and kind == "function" \
-            and not wants_ctx:
+    own = spec.executor
+    if override == "dask" and own in ("thread", "process") and spec.portable:
         return "dask"
     if override == "local" and own == "dask":
         return "process"

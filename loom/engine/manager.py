@@ -195,9 +195,9 @@ class ExecutionManager:
         an unreachable scheduler is one clear error (ExecutorUnavailableError, raised by
         :meth:`run`) rather than a failure of each of those nodes. A stop meanwhile
         cancels the connection like any other work of the run."""
-        if any(executor_name(p.spec.executor, p.spec.kind, p.spec.wants_ctx,
-                             self.executor) == "dask"
-               for p in state.plan.nodes if p.spec is not None):
+        # Over the distinct node types, not every node: this runs before each run.
+        specs = {p.spec for p in state.plan.nodes if p.spec is not None}
+        if any(executor_name(spec, self.executor) == "dask" for spec in specs):
             executor = state.executor("dask")
             assert isinstance(executor, DaskExecutor)
             await executor.start()

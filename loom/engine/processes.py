@@ -135,13 +135,7 @@ class ProcessExecutor:
             raise
         self._running[future] = label
         future.add_done_callback(functools.partial(self._finished, asyncio.get_running_loop()))
-        outcome = await asyncio.wrap_future(future)
-        if isinstance(outcome, _Raised):
-            # typeshed types the argument as a traceback; the class stores and prints a str
-            raise outcome.exception() from _RemoteTraceback(outcome.remote_text())  # type: ignore[arg-type]
-        if isinstance(outcome, _Unloadable):
-            raise TypeError(outcome.message)
-        return outcome
+        return unpack_outcome(await asyncio.wrap_future(future))
 
     async def warm(self) -> None:
         """Start every worker now, so the first calls do not wait for them. Safe to repeat."""
@@ -367,6 +361,16 @@ def _pickle_packs_by_value() -> None:
     package = sys.modules.get(PACK_PACKAGE)
     if package is not None and PACK_PACKAGE not in cloudpickle.list_registry_pickle_by_value():
         cloudpickle.register_pickle_by_value(package)
+
+
+def unpack_outcome(outcome: Any) -> Any:
+    """What :func:`_call_pickled` sent back, as the call's result or exception."""
+    if isinstance(outcome, _Raised):
+        # typeshed types the argument as a traceback; the class stores and prints a str
+        raise outcome.exception() from _RemoteTraceback(outcome.remote_text())  # type: ignore[arg-type]
+    if isinstance(outcome, _Unloadable):
+        raise TypeError(outcome.message)
+    return outcome
 
 
 # ---------------------------------------------------------------- worker side

@@ -89,6 +89,15 @@ class NodeSpec:
         """The execution mode nodes of this type run under unless they say otherwise."""
         return str(self.metadata.get("execution_mode", "sequential"))
 
+    @property
+    def portable(self) -> bool:
+        """Can its calls run in another process (``executor="process"`` or ``"dask"``)?
+
+        Only a plain function without ``ctx``: the run context (bus, stop flag) and a
+        generator's streaming stay in the process that runs the graph.
+        """
+        return self.kind == "function" and not self.wants_ctx
+
     @functools.cached_property
     def output_names(self) -> tuple[str, ...]:
         """Names of the static output ports, in order."""
@@ -231,15 +240,10 @@ def build_spec(func: Callable[..., Any], *, id: str | None = None,
         chosen: Executor = "async"
     else:
         chosen = executor or ("inline" if cheap else "thread")
-    if chosen in ("process", "dask") and (wants_ctx or kind != "function"):
-        # The run context (bus, stop flag) and a generator's streaming stay in this
-        # process; a worker process could use neither.
-        raise TypeError(f"@node {where}: executor={chosen!r} needs a plain function "
-                        "without a ctx parameter")
     meta = dict(metadata or {})
     if mode is not None:
         meta["execution_mode"] = mode
-    return NodeSpec(
+    spec = NodeSpec(
         type_id=id or f"{_pack_name(func)}.{func.__name__.strip('_')}",
         func=func,
         name=name or _display_name(func.__name__),
@@ -258,6 +262,10 @@ def build_spec(func: Callable[..., Any], *, id: str | None = None,
         version=version,
         migrations=dict(migrations or {}),
     )
+    if chosen in ("process", "dask") and not spec.portable:
+        raise TypeError(f"@node {where}: executor={chosen!r} needs a plain function "
+                        "without a ctx parameter")
+    return spec
 
 
 def node(func: F | None = None, /, **options: Any) -> Any:
