@@ -4,13 +4,12 @@
 built-in ``nodes/`` and the ``--nodes`` folders) with one watchdog Observer.
 Watchdog's thread only hands each event over to the Qt thread (a queued
 signal); everything else happens there: a per-file 300 ms debounce (an editor's
-save is several events), then ``registry.load_file(path)``. The registry is
+save is several events), then ``registry.reload_file(path)``. The registry is
 therefore only ever touched on the Qt thread.
 
-``Registry.load_file`` forgets the file's node types before importing it. When
-the import fails (a syntax error mid-edit), the watcher registers the previous
-specs again so the canvas keeps working, and reports the problem. A deleted
-file's types are removed.
+``Registry.reload_file`` keeps a file's previous node types when the new version
+fails to import (a syntax error mid-edit), so the canvas keeps working, and
+reports the problem; a deleted file's types are removed.
 """
 
 from __future__ import annotations

@@ -26,11 +26,12 @@ from PySide6.QtWidgets import (
 
 from loom.engine import validate
 from loom.graph import LoomFileError
-from loom.registry import Registry, builtin_pack_dir
+from loom.registry import Registry
 
 from .canvas import Canvas
 from .document import Document
 from .hot_reload import PackWatcher
+from .hot_reload import pack_folders as watched_folders
 from .inspector import Inspector
 from .palette import Palette
 from .run_controller import RunController
@@ -72,7 +73,7 @@ class MainWindow(QMainWindow):
         self.run_dock = RunDock()
         self.search = NodeSearch(self)
         self.runner = RunController(registry, self.canvas, self)
-        self.watcher = PackWatcher(registry, [builtin_pack_dir(), *(pack_folders or [])])
+        self.watcher = PackWatcher(registry, watched_folders(pack_folders or []))
         self._status = QLabel("idle")
         self.run_preferences = RunPreferences()
         #: options of the runs the window starts (see :meth:`set_run_target`)

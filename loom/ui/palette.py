@@ -37,8 +37,8 @@ from PySide6.QtWidgets import (
 
 from loom.registry import NodeSpec, Registry
 
-#: MIME type of a node dragged from the palette (or the search); data: the type id
-NODE_MIME = "application/x-loom-node"
+from .canvas import NODE_MIME, node_mime_data
+
 #: item data: the node type id (category rows have none)
 TYPE_ID_ROLE = Qt.ItemDataRole.UserRole + 1
 #: item data: lower-cased text the search box matches against
@@ -94,15 +94,8 @@ class NodeModel(QStandardItemModel):
         return [NODE_MIME]
 
     def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:
-        """The first dragged node's type id, UTF-8 (plus the id as text, for text fields)."""
-        data = QMimeData()
-        for index in indexes:
-            type_id = index.data(TYPE_ID_ROLE)
-            if type_id:
-                data.setData(NODE_MIME, str(type_id).encode("utf-8"))
-                data.setText(str(type_id))
-                break
-        return data
+        """The first dragged node's type id (see :func:`node_mime_data`)."""
+        return node_mime_data(index.data(TYPE_ID_ROLE) for index in indexes)
 
 
 class NodeFilter(QSortFilterProxyModel):

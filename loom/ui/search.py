@@ -42,7 +42,8 @@ from PySide6.QtWidgets import (
 
 from loom.registry import NodeSpec, Registry
 
-from .palette import NODE_MIME, TYPE_ID_ROLE, node_tooltip
+from .canvas import NODE_MIME, node_mime_data
+from .palette import TYPE_ID_ROLE, node_tooltip
 
 _DETAIL_ROLE = Qt.ItemDataRole.UserRole + 3
 MAX_RESULTS = 200
@@ -128,14 +129,7 @@ class _ResultList(QListWidget):
         return [NODE_MIME]
 
     def mimeData(self, items: Sequence[QListWidgetItem]) -> QMimeData:
-        data = QMimeData()
-        for item in items:
-            type_id = item.data(TYPE_ID_ROLE)
-            if type_id:
-                data.setData(NODE_MIME, str(type_id).encode("utf-8"))
-                data.setText(str(type_id))
-                break
-        return data
+        return node_mime_data(item.data(TYPE_ID_ROLE) for item in items)
 
 
 class NodeSearch(QWidget):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +19,9 @@ pytest.importorskip("PySide6")
 
 from PySide6.QtWidgets import QApplication
 
+from loom.registry import Registry
 from loom.ui import qasync_support
+from loom.ui.main_window import MainWindow, Unsaved
 
 # The application (and the descriptors Qt opens for it) lives for the whole session:
 # made at collection, before any test's leak-check snapshot; pytest-qt's qapp reuses it.
@@ -49,3 +52,26 @@ def qloop(qapp: QApplication) -> Iterator[Any]:
         loop.close()
         asyncio.set_event_loop(None)
         assert all(t.done() for t in pending), f"tasks would not end: {pending}"
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The editor's own folder (recent files, autosaves, run preferences) for this test."""
+    folder = tmp_path / "data"
+    monkeypatch.setenv("LOOM_DATA_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def window(qloop: Any, qtbot: Any, data_dir: Path) -> Iterator[MainWindow]:
+    """A shown main window on the standard node packs; unsaved changes are discarded."""
+    win = MainWindow(Registry.standard(entry_points=False))
+    win.ask_unsaved = lambda: Unsaved.DISCARD  # type: ignore[method-assign]
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    if win.runner.running:
+        win.runner.stop(0)
+        qtbot.waitUntil(lambda: not win.runner.running, timeout=10_000)
+    win.watcher.stop()
+    win.close()

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from PySide6.QtGui import QImage
 
 from loom.graph import Graph, Node, dumps_graph, load_graph, save_graph
@@ -17,27 +15,6 @@ from loom.ui.main_window import MainWindow, Unsaved
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "resources" / "examples"
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "data"
-    monkeypatch.setenv("LOOM_DATA_DIR", str(folder))
-    return folder
-
-
-@pytest.fixture
-def window(qloop: Any, qtbot: Any, data_dir: Path) -> Iterator[MainWindow]:
-    win = MainWindow(Registry.standard(entry_points=False))
-    win.ask_unsaved = lambda: Unsaved.DISCARD  # type: ignore[method-assign]
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    if win.runner.running:
-        win.runner.stop(0)
-        qtbot.waitUntil(lambda: not win.runner.running, timeout=5000)
-    win.watcher.stop()
-    win.close()
 
 
 def write(path: Path, graph: Graph) -> Path:

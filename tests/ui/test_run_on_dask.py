@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,25 +15,9 @@ from leaks import start_dask_helpers
 from loom.engine import dask_executor
 from loom.graph import Graph, Node, save_graph
 from loom.registry import Registry
-from loom.ui.main_window import MainWindow, Unsaved
+from loom.ui.main_window import MainWindow
 
 start_dask_helpers()
-
-
-@pytest.fixture
-def window(qloop: Any, qtbot: Any, tmp_path: Path,
-           monkeypatch: pytest.MonkeyPatch) -> Iterator[MainWindow]:
-    monkeypatch.setenv("LOOM_DATA_DIR", str(tmp_path / "data"))
-    win = MainWindow(Registry.standard(entry_points=False))
-    win.ask_unsaved = lambda: Unsaved.DISCARD  # type: ignore[method-assign]
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    if win.runner.running:
-        win.runner.stop(0)
-        qtbot.waitUntil(lambda: not win.runner.running, timeout=10_000)
-    win.watcher.stop()
-    win.close()
 
 
 def _regex_graph(tmp_path: Path) -> Path:

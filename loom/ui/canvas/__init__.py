@@ -18,6 +18,6 @@
 
 from .canvas import Canvas
 from .frames import FrameSpec
-from .viewer import NODE_MIME
+from .viewer import NODE_MIME, node_mime_data
 
-__all__ = ["NODE_MIME", "Canvas", "FrameSpec"]
+__all__ = ["NODE_MIME", "Canvas", "FrameSpec", "node_mime_data"]

@@ -15,10 +15,10 @@ from __future__ import annotations
 import contextlib
 import re
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from PySide6.QtCore import QRectF
+from PySide6.QtCore import QMimeData, QRectF
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QKeyEvent, QUndoStack
 
 from loom.registry import compatible
@@ -37,6 +37,18 @@ with warnings.catch_warnings():
 #: MIME type of a palette drag; the data is the node type id in UTF-8.
 NODE_MIME = "application/x-loom-node"
 _NGQT_MIME = "nodegraphqt/nodes"
+
+
+def node_mime_data(type_ids: Iterable[object]) -> QMimeData:
+    """Drag data for the first node type id among ``type_ids`` (falsy ones are skipped;
+    empty data when there is none): what :class:`LoomViewer` creates a node from."""
+    data = QMimeData()
+    type_id = next((str(t) for t in type_ids if t), None)
+    if type_id is not None:
+        data.setData(NODE_MIME, type_id.encode("utf-8"))
+        data.setText(type_id)  # for text fields the drag passes over
+    return data
+
 _NGQT_TYPES = re.compile(r"node:([\w\.]+)")
 _OUT = PortTypeEnum.OUT.value
 
@@ -185,4 +197,5 @@ class LoomViewer(NodeViewer):  # type: ignore[misc]
         super().keyPressEvent(event)
 
 
-__all__ = ["NODE_MIME", "LoomPortItem", "LoomViewer", "wire_allowed", "wire_color"]
+__all__ = ["NODE_MIME", "LoomPortItem", "LoomViewer", "node_mime_data", "wire_allowed",
+           "wire_color"]
