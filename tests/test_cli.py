@@ -27,6 +27,26 @@ def loom(*args: str, timeout: float = 60, **kwargs: Any) -> subprocess.Completed
                           check=False, timeout=timeout, cwd=ROOT, **kwargs)
 
 
+def _interrupt_after(event_type: str, *run_args: str) -> tuple[int, str, str, float]:
+    """``loom run ... --events``, Ctrl+C once ``event_type`` is printed: (exit code,
+    the rest of stdout, stderr, seconds from the signal to the exit)."""
+    proc = subprocess.Popen([sys.executable, "-m", "loom", "run", *run_args, "--events"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if json.loads(line)["type"] == event_type:
+                break
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=10)
+        elapsed = time.monotonic() - sent
+    finally:
+        proc.kill()
+        proc.wait()
+    return proc.returncode, rest, err, elapsed
+
+
 @pytest.fixture
 def pack(tmp_path: Path) -> Path:
     folder = tmp_path / "pack"
@@ -183,23 +203,9 @@ def test_editor_without_a_display_says_so_in_one_line() -> None:
 
 def test_ctrl_c_stops_gracefully_with_exit_130(tmp_path: Path, pack: Path) -> None:
     path = _graph(tmp_path, [Node("w", "testpack.wait")])
-    proc = subprocess.Popen([sys.executable, "-m", "loom", "run", str(path), "--nodes", str(pack),
-                             "--events", "--grace", "0.2"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE,
-                            text=True, cwd=ROOT)
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if json.loads(line)["type"] == "node_started":
-                break
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        rest, err = proc.communicate(timeout=10)
-        elapsed = time.monotonic() - sent
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == 130, err
+    returncode, rest, err, elapsed = _interrupt_after(
+        "node_started", str(path), "--nodes", str(pack), "--grace", "0.2")
+    assert returncode == 130, err
     assert elapsed < 1.0
     assert "cleanup ran" in rest, "the node's finally block ran"
     assert '"status": "stopped"' in rest
@@ -285,21 +291,8 @@ def _event_graph(tmp_path: Path, **timer: Any) -> Path:
 
 def test_event_graph_stops_on_ctrl_c_with_exit_130_within_a_second(tmp_path: Path) -> None:
     path = _event_graph(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-m", "loom", "run", str(path), "--events"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if json.loads(line)["type"] == "event_triggered":
-                break
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        rest, err = proc.communicate(timeout=10)
-        elapsed = time.monotonic() - sent
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == 130, err
+    returncode, rest, err, elapsed = _interrupt_after("event_triggered", str(path))
+    assert returncode == 130, err
     assert elapsed < 1.0, f"took {elapsed:.2f} s"
     assert json.loads(rest.splitlines()[-1])["status"] == "stopped"
 
