@@ -229,7 +229,7 @@ async def test_http_trigger_answers_with_the_graphs_result_and_needs_its_token()
 
 
 async def test_http_wave_failure_answers_500_without_a_traceback() -> None:
-    graph = http_graph(auth="none")
+    graph = http_graph(auth="none", expose_errors=True)
     graph.nodes["r"].type = "t.fail_on_two"
     graph.connections[0].dst_port = "event"
     manager = ExecutionManager(graph, REG, stop_grace=0.5)

@@ -551,8 +551,8 @@ async def test_http_busy_failed_and_crashed_waves() -> None:
                     as (_, info), http.post(info["url"]) as resp):
             assert resp.status == 503
             assert await resp.json() == {"error": "busy: the request was dropped"}
-        async with (running(HttpRequestSource, {"auth": "none"}, Recorder(failed))
-                    as (_, info), http.post(info["url"]) as resp):
+        async with (running(HttpRequestSource, {"auth": "none", "expose_errors": True},
+                            Recorder(failed)) as (_, info), http.post(info["url"]) as resp):
             assert resp.status == 500
             text = await resp.text()
             assert "Traceback" not in text

@@ -16,7 +16,7 @@ from .events import Event, EventBus
 
 _END = {"node_finished": "done", "node_failed": "failed", "node_stopped": "stopped"}
 _INSTANT = ("run_started", "run_finished", "branch_taken", "loop_iteration", "branch_completed",
-            "event_triggered", "log")
+            "event_triggered", "wave_failed", "log")
 
 
 class ChromeTrace:

@@ -7,6 +7,11 @@ the event node (or queues or drops it) and returns a future for the wave's
 outcome, or ``None`` when the trigger was dropped. Sources that answer someone
 (the HTTP trigger) await that future; the others ignore it.
 
+A trigger may also implement :class:`Admission` (the engine's does): a source that
+must do work before it can build a payload (read and parse an HTTP body) asks
+``refuse_if_full()`` first, so an overloaded run refuses for the price of a header
+check and never spends time on triggers it would drop.
+
 Stopping has two steps, so in-flight work can drain: ``stop_accepting()`` makes the
 source produce no more triggers while what is under way continues (an HTTP server
 closes its listening socket but still answers open requests); ``aclose()``
@@ -18,7 +23,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -30,10 +35,22 @@ class WaveResult:
     value: Any = None
     #: a short message when the wave failed ("node 'parse' failed: ValueError: …")
     error: str | None = None
+    #: names the failure in the run's log (the ``wave_failed`` event), so an answer
+    #: can point at it without showing the message itself
+    error_id: str | None = None
 
 
 #: Hands one trigger's payload to the engine; None means the trigger was dropped.
 Trigger = Callable[[dict[str, Any]], "asyncio.Future[WaveResult] | None"]
+
+
+@runtime_checkable
+class Admission(Protocol):
+    """A trigger that can say, before any payload exists, that it would drop one now."""
+
+    def refuse_if_full(self) -> str | None:
+        """Why a trigger now would be dropped (counted as dropped), or None if it would
+        start or be queued. Cheap: called before a request's body is read."""
 
 
 class SourceServices(Protocol):

@@ -9,8 +9,15 @@ Security defaults: the server binds 127.0.0.1 only, and with ``auth`` ``token``
 (the default) each request must carry ``Authorization: Bearer <token>`` or
 ``X-Loom-Token: <token>``; the token is ``$LOOM_HTTP_TOKEN`` when set, otherwise
 fresh per source (``secrets.token_urlsafe(24)``), and ``start()`` reports it.
-Tokens are compared with :func:`hmac.compare_digest`. Bodies over
-``max_body_bytes`` get 413.
+Tokens are compared with :func:`hmac.compare_digest`, before routing: a client
+without the token gets 401 for every path, never a 404 naming the real route. Bodies
+over ``max_body_bytes`` get 413; a request aiohttp cannot parse gets a JSON 400 that
+does not repeat it.
+
+Limits (:mod:`.http_guard`): at most ``max_connections`` open connections (more get
+503 and are closed at once), ``idle_timeout`` for a silent connection,
+``header_timeout`` for a request's head once begun (408), ``body_timeout`` for its
+body after the head (408).
 
 Bodies are parsed strictly by Content-Type: ``application/json`` (and
 ``*/*+json``) → the parsed value (NaN and Infinity are refused); ``text/*`` → a
@@ -22,13 +29,20 @@ Payload: ``{"type": "http_request", "method", "path", "query", "headers"
 (lower-case names, without authorization and x-loom-token), "body", "remote",
 "time": ISO-8601 UTC}``.
 
+Overload: when the engine would drop the trigger (every wave slot busy and the
+queue full, see :class:`~.base.Admission`), the request gets 503 with
+``Retry-After: 1`` before its body is read, so refusing stays cheap and the waves
+keep their pace.
+
 Response. ``trigger(payload)`` returning None (the wave was dropped) → 503. Else
 the wave's future is awaited, shielded (a client that goes away or a timeout
 never cancels the wave), for up to ``response_timeout`` seconds → 504 after
 that. A successful wave's value: ``str`` → ``text/plain; charset=utf-8``;
 ``bytes`` → ``application/octet-stream``; anything else → JSON (values JSON
 cannot hold go through :func:`~loom.engine.values.to_jsonable`). A failed wave
-→ 500 with the first line of its error. A wave future that was cancelled (the
+→ 500 with a generic message and its ``error_id`` (the run's ``wave_failed`` event
+has the full error: a message may hold secrets); with ``expose_errors`` true, the
+first line of the error instead. A wave future that was cancelled (the
 run stopped) → 503.
 
 Stopping: ``stop_accepting()`` closes the listening socket, so new connections
@@ -58,7 +72,8 @@ from multidict import MultiMapping
 from ..strategies.base import Setting
 from ..values import to_jsonable
 from ._common import check_values, positive_number, resolve, utc_now
-from .base import SourceServices, Trigger, WaveResult
+from .base import Admission, SourceServices, Trigger, WaveResult
+from .http_guard import LIMIT_SETTINGS, LIMIT_VALIDATORS, GuardedSite, Limits
 
 log = logging.getLogger("loom.sources.http")
 
@@ -82,6 +97,9 @@ HTTP_REQUEST_SETTINGS: tuple[Setting, ...] = (
     Setting("max_body_bytes", "int", 1024 * 1024, "largest request body accepted", minimum=1),
     Setting("response_timeout", "float", 30.0, "seconds to wait for the wave before "
             "answering 504 (a number above 0)"),
+    Setting("expose_errors", "bool", False, "a failed wave's 500 carries its error "
+            "message (default: a generic message and the error id the run's log has)"),
+    *LIMIT_SETTINGS,
 )
 
 
@@ -104,7 +122,7 @@ def _check_host(value: Any) -> str | None:
 
 
 _VALIDATORS = {"port": _check_port, "path": _check_path, "host": _check_host,
-               "response_timeout": positive_number}
+               "response_timeout": positive_number, **LIMIT_VALIDATORS}
 
 
 def check_http_request(metadata: Mapping[str, Any]) -> list[str]:
@@ -181,9 +199,14 @@ def parse_body(body: bytes, content_type: str | None, charset: str | None) -> An
                        "text/*, application/x-www-form-urlencoded or no body")
 
 
-def wave_response(result: WaveResult) -> web.Response:
-    """The HTTP answer for a finished wave."""
+def wave_response(result: WaveResult, expose_errors: bool = False) -> web.Response:
+    """The HTTP answer for a finished wave; a failure's message only if ``expose_errors``."""
     if not result.ok:
+        if not expose_errors:
+            reference = f" (error id {result.error_id})" if result.error_id else ""
+            return web.json_response(
+                {"error": f"the wave failed{reference}: the run's log has the details",
+                 "error_id": result.error_id}, status=500)
         message = (result.error or "the wave failed").strip().splitlines()
         return _error(500, (message[0] if message else "the wave failed")[:MAX_ERROR_CHARS])
     value = result.value
@@ -215,14 +238,17 @@ class HttpRequestSource:
         self._method: str = values["method"]
         self._max_body: int = values["max_body_bytes"]
         self._timeout = float(values["response_timeout"])
+        self._expose_errors = bool(values["expose_errors"])
+        self._limits = Limits.of(values)
         self._token: bytes | None = None
         if values["auth"] == "token":
             token = os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(24)
             self._token = token.encode()
         self._trigger = trigger
+        self._admission = trigger if isinstance(trigger, Admission) else None
         self._node_id = node_id
         self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
+        self._site: GuardedSite | None = None
         self._accepting = False
         self._finished = asyncio.Event()
 
@@ -233,12 +259,15 @@ class HttpRequestSource:
         app = web.Application(client_max_size=self._max_body,
                               middlewares=[self._answer_errors])
         app.router.add_route(self._method, self._path, self._handle)
-        # access_log=None: no log line per request; shutdown_timeout bounds aclose()
+        # access_log=None: no log line per request; shutdown_timeout bounds aclose();
+        # aiohttp's own keep-alive close comes after the guard's idle and head timeouts
+        limits = self._limits
         runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                               shutdown_timeout=SHUTDOWN_TIMEOUT)
+                               shutdown_timeout=SHUTDOWN_TIMEOUT,
+                               keepalive_timeout=limits.idle_timeout + limits.header_timeout)
         self._runner = runner
         await runner.setup()
-        site = web.TCPSite(runner, self._host, self._port)
+        site = GuardedSite(runner, self._host, self._port, limits)
         try:
             await site.start()
         except OSError as exc:
@@ -277,8 +306,20 @@ class HttpRequestSource:
 
     @web.middleware
     async def _answer_errors(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
-        """Middleware: every error becomes a short JSON answer, never an HTML page."""
+        """Middleware: the token first (before routing), then the handler; every error
+        becomes a short JSON answer, never an HTML page. Tells the connection guard when
+        a request has begun and ended."""
+        site = self._site
+        connection = site.guard.of(request.transport) if site is not None else None
+        if connection is not None:
+            connection.request_started()
         try:
+            if not self._accepting:
+                return _error(503, "the trigger is stopping", {hdrs.CONNECTION: "close"})
+            if not self._authorized(request):
+                return _error(401, "missing or wrong token: send 'Authorization: Bearer "
+                                   "<token>' or 'X-Loom-Token: <token>'",
+                              {hdrs.WWW_AUTHENTICATE: "Bearer"})
             return await handler(request)
         except _Reject as exc:
             return _error(exc.status, exc.message)
@@ -289,6 +330,9 @@ class HttpRequestSource:
         except Exception:
             log.exception("http_request %s: the request handler failed", self._node_id)
             return _error(500, "internal error while handling the request")
+        finally:
+            if connection is not None:
+                connection.request_finished()
 
     def _http_error(self, exc: web.HTTPException) -> web.Response:
         if exc.status == 404:
@@ -303,12 +347,15 @@ class HttpRequestSource:
         return _error(exc.status, message)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        if not self._accepting:
-            return _error(503, "the trigger is stopping", {hdrs.CONNECTION: "close"})
-        if not self._authorized(request):
-            return _error(401, "missing or wrong token: send 'Authorization: Bearer <token>' "
-                               "or 'X-Loom-Token: <token>'", {hdrs.WWW_AUTHENTICATE: "Bearer"})
-        body = await request.read()
+        if self._admission is not None and self._admission.refuse_if_full() is not None:
+            # before the body is read: a refusal costs a header check and a counter
+            return _error(503, "busy: every wave slot is busy and the queue is full",
+                          {hdrs.RETRY_AFTER: "1"})
+        try:
+            body = await asyncio.wait_for(request.read(), self._limits.body_timeout)
+        except TimeoutError:
+            return _error(408, f"request body not received within "
+                               f"{self._limits.body_timeout:g} s", {hdrs.CONNECTION: "close"})
         content_type = request.content_type if hdrs.CONTENT_TYPE in request.headers else None
         payload = {
             "type": "http_request", "method": request.method, "path": request.path,
@@ -319,7 +366,7 @@ class HttpRequestSource:
         }
         future = self._trigger(payload)
         if future is None:
-            return _error(503, "busy: the request was dropped")
+            return _error(503, "busy: the request was dropped", {hdrs.RETRY_AFTER: "1"})
         try:
             result = await asyncio.wait_for(asyncio.shield(future), self._timeout)
         except TimeoutError:
@@ -329,7 +376,7 @@ class HttpRequestSource:
             if future.cancelled() and not (task is not None and task.cancelling()):
                 return _error(503, "the run stopped before the wave finished")
             raise
-        return wave_response(result)
+        return wave_response(result, self._expose_errors)
 
     def _authorized(self, request: web.Request) -> bool:
         if self._token is None:

@@ -13,6 +13,13 @@ port (and any other port of the event node) carries the trigger's payload. Up to
 reported as ``event_dropped``). Waves that may overlap run on clones of the context;
 one-at-a-time waves share it, so they can keep state across triggers in ``ctx.vars``.
 A failed wave fails the run's status but not the source: the next trigger still runs.
+Each failed wave gets an ``error_id``, reported with its full error in a ``wave_failed``
+event, so an HTTP answer can name the failure without showing its message.
+
+Under overload the waves keep their pace: a wave slot that finishes takes the next
+queued trigger itself (no new task waiting its turn behind every other ready
+callback), and sources ask :meth:`_Waves.refuse_if_full` before building a payload,
+so refusing a trigger costs a counter and never starves accepted work.
 
 The wave's result, which the HTTP trigger sends back, is the value of
 ``response_node`` if set, else of the wave's last nodes (those wiring nowhere): one
@@ -29,6 +36,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
+import secrets
 from typing import TYPE_CHECKING, Any
 
 from loom.graph import Node
@@ -41,6 +50,8 @@ if TYPE_CHECKING:
     from ..flow import Body, NodeCall
     from ..plan import Plan, PlannedNode
     from ..sources.base import EventSource, WaveResult
+
+log = logging.getLogger("loom.engine.event")
 
 EVENT_PORT = "event"
 EVENT_TYPES = ("timer", "file_change", "http_request")
@@ -105,7 +116,7 @@ class EventStrategy(Strategy):
                        self.setting(node, "response_node"))
         kind = str(self.setting(node, "event_type"))
         state = call.flow.state
-        source = SOURCES[kind](node.metadata, waves.trigger, call.planned.id, state.services())
+        source = SOURCES[kind](node.metadata, waves, call.planned.id, state.services())
         try:
             info = await source.start()
             call.emit("event_source_ready", event_type=kind, **info)
@@ -124,7 +135,11 @@ class EventStrategy(Strategy):
 
 
 class _Waves:
-    """One event node's waves: starting, queueing, dropping, and their results."""
+    """One event node's waves: starting, queueing, dropping, and their results.
+
+    It is the source's trigger (``waves(payload)``) and its
+    :class:`~loom.engine.sources.base.Admission`.
+    """
 
     def __init__(self, call: NodeCall, limit: int, overflow: str, queue_size: int,
                  response_node: Any) -> None:
@@ -149,6 +164,26 @@ class _Waves:
         self.record.iterations = 0
 
     # ------------------------------------------------------------------ triggers
+    def __call__(self, payload: dict[str, Any]) -> asyncio.Future[WaveResult] | None:
+        """The source's trigger: see :meth:`trigger`."""
+        return self.trigger(payload)
+
+    def refuse_if_full(self) -> str | None:
+        """Why a trigger now would be dropped, counting it as dropped; None if it would run
+        or wait. No payload is built for a refused trigger, so its ``event_dropped``
+        carries none."""
+        if self.closed:
+            why = "the run is ending"
+        elif len(self.running) < self.limit or (
+                self.overflow == "queue" and len(self.queued) < self.queue_size):
+            return None
+        else:
+            why = "every wave slot is busy"
+        self.stats["dropped"] += 1
+        self.call.emit("event_dropped", reason=why, dropped=self.stats["dropped"],
+                       payload=None)
+        return why
+
     def trigger(self, payload: dict[str, Any]) -> asyncio.Future[WaveResult] | None:
         """A source's trigger: start, queue or drop a wave (see the module docstring)."""
         if self.closed:
@@ -165,19 +200,39 @@ class _Waves:
         return future
 
     def _start(self, payload: dict[str, Any], future: asyncio.Future[WaveResult]) -> bool:
-        state = self.call.flow.state
-        if not state.claim_wave():
-            self._drop(payload, "the run reached its max_waves")
-            future.cancel()
+        number = self._claim(payload, future)
+        if number is None:
             return False
-        self.stats["waves"] += 1
-        self.record.iterations = number = self.stats["waves"]
-        self.call.emit("event_triggered", wave=number, payload=preview(payload))
-        task = asyncio.ensure_future(self._wave(number, payload, future))
+        task = asyncio.ensure_future(self._slot(number, payload, future))
         self.running.add(task)
         self.idle.clear()
         task.add_done_callback(self._finished)
         return True
+
+    def _claim(self, payload: dict[str, Any], future: asyncio.Future[WaveResult]) -> int | None:
+        """Count a wave about to start and announce it; None (trigger dropped) past the
+        run's max_waves."""
+        if not self.call.flow.state.claim_wave():
+            self._drop(payload, "the run reached its max_waves")
+            future.cancel()
+            return None
+        self.stats["waves"] += 1
+        self.record.iterations = number = self.stats["waves"]
+        self.call.emit("event_triggered", wave=number, payload=preview(payload))
+        return number
+
+    async def _slot(self, number: int, payload: dict[str, Any],
+                    future: asyncio.Future[WaveResult]) -> None:
+        """One wave slot: this wave, then each queued trigger in turn, in the same task."""
+        while True:
+            await self._wave(number, payload, future)
+            if self.closed or not self.queued:
+                return
+            payload, future = self.queued.popleft()
+            claimed = self._claim(payload, future)
+            if claimed is None:
+                return
+            number = claimed
 
     def _drop(self, payload: dict[str, Any], why: str) -> None:
         self.stats["dropped"] += 1
@@ -213,22 +268,30 @@ class _Waves:
                 future.set_result(WaveResult(False, error="the run was stopped"))
             raise
         except Exception as exc:  # noqa: BLE001 - the wave failed before its flow ran
-            self._failed(future, f"{call.label}: {type(exc).__name__}: {exc}")
+            self._failed(number, future, f"{call.label}: {type(exc).__name__}: {exc}", "")
             return
         if flow.failures:
-            self._failed(future, str(flow.first_failure()))
+            failure = flow.first_failure()
+            self._failed(number, future, str(failure), failure.node_traceback)
             return
         self.stats["completed"] += 1
         if not future.done():
             future.set_result(WaveResult(True, value=self._result(flow)))
 
-    def _failed(self, future: asyncio.Future[WaveResult], error: str) -> None:
+    def _failed(self, number: int, future: asyncio.Future[WaveResult], error: str,
+                 trace: str) -> None:
+        """Count a failed wave and report it in full under a fresh error id."""
         from ..sources.base import WaveResult  # noqa: PLC0415 - see execute()
 
         self.stats["failed"] += 1
         self.call.flow.state.wave_failures += 1
+        error_id = secrets.token_hex(6)
+        self.call.emit("wave_failed", wave=number, error_id=error_id, error=error,
+                       traceback=trace)
+        log.info("%s: wave %d failed (error id %s): %s", self.call.label, number,
+                    error_id, error)
         if not future.done():
-            future.set_result(WaveResult(False, error=error))
+            future.set_result(WaveResult(False, error=error, error_id=error_id))
 
     def _result(self, flow: Any) -> Any:
         if len(self.result_nodes) == 1:
