@@ -139,8 +139,14 @@ class _Reject(Exception):
         self.message = message
 
 
-def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=headers)
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None, *,
+           close: bool = False) -> web.Response:
+    """A JSON error answer; ``close`` ends the connection after it (aiohttp would
+    otherwise linger, reading a body nobody will look at)."""
+    response = web.json_response({"error": message}, status=status, headers=headers)
+    if close:
+        response.force_close()
+    return response
 
 
 def _to_dict(pairs: MultiMapping[str] | list[tuple[str, str]]) -> dict[str, Any]:
@@ -245,7 +251,9 @@ class HttpRequestSource:
             token = os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(24)
             self._token = token.encode()
         self._trigger = trigger
-        self._admission = trigger if isinstance(trigger, Admission) else None
+        #: the trigger's Admission check, if it has one (the engine's does)
+        self._refuse_if_full: Callable[[], str | None] | None = getattr(
+            trigger, Admission.refuse_if_full.__name__, None)
         self._node_id = node_id
         self._runner: web.AppRunner | None = None
         self._site: GuardedSite | None = None
@@ -314,8 +322,24 @@ class HttpRequestSource:
         if connection is not None:
             connection.request_started()
         try:
+            response = await self._answer(request, handler)
+        finally:
+            if connection is not None:
+                connection.request_finished()
+        if response.keep_alive is False and not request.content.is_eof():
+            # The client has not sent all of its body and will not be read: answer, then
+            # close at once. aiohttp would otherwise linger up to 10 s reading the rest,
+            # and a client that hangs up meanwhile would leave that read pending.
+            await response.prepare(request)
+            await response.write_eof()
+            request.protocol.force_close()
+        return response
+
+    async def _answer(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        """The token check, then the handler, with every error as a JSON answer."""
+        try:
             if not self._accepting:
-                return _error(503, "the trigger is stopping", {hdrs.CONNECTION: "close"})
+                return _error(503, "the trigger is stopping", close=True)
             if not self._authorized(request):
                 return _error(401, "missing or wrong token: send 'Authorization: Bearer "
                                    "<token>' or 'X-Loom-Token: <token>'",
@@ -330,9 +354,6 @@ class HttpRequestSource:
         except Exception:
             log.exception("http_request %s: the request handler failed", self._node_id)
             return _error(500, "internal error while handling the request")
-        finally:
-            if connection is not None:
-                connection.request_finished()
 
     def _http_error(self, exc: web.HTTPException) -> web.Response:
         if exc.status == 404:
@@ -347,15 +368,16 @@ class HttpRequestSource:
         return _error(exc.status, message)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        if self._admission is not None and self._admission.refuse_if_full() is not None:
-            # before the body is read: a refusal costs a header check and a counter
+        if self._refuse_if_full is not None and self._refuse_if_full() is not None:
+            # before the body is read, so a refusal costs a header check and a counter;
+            # the connection stays open only if the body has already arrived in full
             return _error(503, "busy: every wave slot is busy and the queue is full",
-                          {hdrs.RETRY_AFTER: "1"})
+                          {hdrs.RETRY_AFTER: "1"}, close=not request.content.is_eof())
         try:
             body = await asyncio.wait_for(request.read(), self._limits.body_timeout)
         except TimeoutError:
             return _error(408, f"request body not received within "
-                               f"{self._limits.body_timeout:g} s", {hdrs.CONNECTION: "close"})
+                               f"{self._limits.body_timeout:g} s", close=True)
         content_type = request.content_type if hdrs.CONTENT_TYPE in request.headers else None
         payload = {
             "type": "http_request", "method": request.method, "path": request.path,

@@ -146,6 +146,7 @@ class _GuardedConnection(asyncio.Protocol):
         self._disarm()
         if self._transport is not None:
             self._guard.connections.pop(self._transport, None)
+            self._transport = None
         if self._inner is not None:
             self._inner.connection_lost(exc)
 
@@ -158,7 +159,8 @@ class _GuardedConnection(asyncio.Protocol):
     def request_finished(self) -> None:
         """Answered: the connection may now stay idle for ``idle_timeout``."""
         self.phase = "idle"
-        self._arm(self._guard.limits.idle_timeout)
+        if self._transport is not None and not self._transport.is_closing():
+            self._arm(self._guard.limits.idle_timeout)
 
     # -- the one timer
     def _arm(self, seconds: float) -> None:

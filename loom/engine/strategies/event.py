@@ -217,7 +217,8 @@ class _Waves:
             future.cancel()
             return None
         self.stats["waves"] += 1
-        self.record.iterations = number = self.stats["waves"]
+        number = int(self.stats["waves"])
+        self.record.iterations = number
         self.call.emit("event_triggered", wave=number, payload=preview(payload))
         return number
 
