@@ -5,12 +5,14 @@ once, also after a 503: the worst case for a server) run in a separate process f
 ``--seconds`` per point. The server is either a bare aiohttp app answering the same
 JSON, or a Loom graph ``event.http_request -> reply`` with the event node's
 defaults (one wave at a time, ``queue_size`` 100) and ``overflow`` queue or drop.
+With ``--work-ms N`` each wave (and each bare answer) also awaits N ms, so the
+server, not the clients, is the bottleneck and the queue really fills.
 
 Reported per point: goodput (200 answers per second: completed waves), refused
 answers (503) per second, errors, and the p50/p99 latency of the 200 answers.
 
 Usage: python bench/http_load.py [--clients 10,50,100,120,200] [--seconds 4]
-                                 [--servers bare,queue,drop]
+                                 [--servers bare,queue,drop] [--work-ms 0]
 """
 
 from __future__ import annotations
@@ -37,16 +39,27 @@ def reply(event: dict) -> dict:
     return {"you_sent": event["body"], "method": event["method"]}
 
 
+@node(id="bench.work_reply")
+async def work_reply(event: dict, ms: float = 0.0) -> dict:
+    """The same answer after awaiting ``ms`` milliseconds (a call to some service)."""
+    await asyncio.sleep(ms / 1000)
+    return {"you_sent": event["body"], "method": event["method"]}
+
+
 REGISTRY = Registry.standard(entry_points=False)
 REGISTRY.add_function(reply)
+REGISTRY.add_function(work_reply)
 
 
-def loom_graph(overflow: str) -> Graph:
+def loom_graph(overflow: str, work_ms: float) -> Graph:
     g = Graph(name="http load")
     g.add_node(Node("hook", "event.http_request", metadata={
         "event_type": "http_request", "port": 0, "path": "/hook", "auth": "none",
         "overflow": overflow}))
-    g.add_node(Node("r", "bench.reply"))
+    if work_ms:
+        g.add_node(Node("r", "bench.work_reply", properties={"ms": work_ms}))
+    else:
+        g.add_node(Node("r", "bench.reply"))
     g.connect("hook", "event", "r", "event")
     return g
 
@@ -126,9 +139,11 @@ async def measure(url: str, clients: int, seconds: float, warmup: float = 1.0) -
 # ------------------------------------------------------------------ servers
 
 
-async def bare_point(clients: int, seconds: float) -> dict[str, Any]:
+async def bare_point(clients: int, seconds: float, work_ms: float) -> dict[str, Any]:
     async def handle(request: web.Request) -> web.Response:
         body = await request.json()
+        if work_ms:
+            await asyncio.sleep(work_ms / 1000)
         return web.json_response({"you_sent": body, "method": request.method})
 
     app = web.Application()
@@ -144,7 +159,8 @@ async def bare_point(clients: int, seconds: float) -> dict[str, Any]:
         await runner.cleanup()
 
 
-async def loom_point(overflow: str, clients: int, seconds: float) -> dict[str, Any]:
+async def loom_point(overflow: str, clients: int, seconds: float,
+                     work_ms: float) -> dict[str, Any]:
     bus = EventBus()
     ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
 
@@ -154,7 +170,7 @@ async def loom_point(overflow: str, clients: int, seconds: float) -> dict[str, A
                 ready.set_result(event)
 
     bus.subscribe(watch, ["event_source_ready"])
-    manager = ExecutionManager(loom_graph(overflow), REGISTRY, bus=bus, stop_grace=2.0)
+    manager = ExecutionManager(loom_graph(overflow, work_ms), REGISTRY, bus=bus, stop_grace=2.0)
     task = asyncio.create_task(manager.run())
     try:
         info = await asyncio.wait_for(ready, 10)
@@ -169,19 +185,21 @@ async def main() -> None:
     parser.add_argument("--clients", default="10,50,100,120,200")
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--servers", default="bare,queue,drop")
+    parser.add_argument("--work-ms", type=float, default=0.0)
     args = parser.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
     print(f"# {platform.platform()}, {platform.processor() or platform.machine()}, "
           f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}, "
-          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+          f"work per request {args.work_ms:g} ms")
     print("| server | clients | goodput/s | 503/s | errors | p50 ms | p99 ms |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for server in args.servers.split(","):
         for clients in counts:
             if server == "bare":
-                r = await bare_point(clients, args.seconds)
+                r = await bare_point(clients, args.seconds, args.work_ms)
             else:
-                r = await loom_point(server, clients, args.seconds)
+                r = await loom_point(server, clients, args.seconds, args.work_ms)
             print(f"| {server} | {clients} | {r['goodput']:,.0f} | {r['refused']:,.0f} | "
                   f"{r['errors'] + r['other']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} |",
                   flush=True)

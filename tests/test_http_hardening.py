@@ -320,3 +320,34 @@ async def test_expose_errors_answers_the_message() -> None:
             aiohttp.ClientSession() as http, http.post(info["url"], json={}) as resp:
         assert resp.status == 500
         assert "hunter2" in (await resp.json())["error"]
+
+
+async def test_a_refused_connection_is_not_read_again_before_retry_after() -> None:
+    """A client retrying at once on the same connection gets its next answer only after
+    Retry-After: refusals are paced by the server, not by the client's manners."""
+
+    class Full:
+        def __call__(self, payload: dict[str, Any]) -> None:
+            raise AssertionError("a refused request never reaches the trigger")
+
+        def refuse_if_full(self) -> str:
+            return "every wave slot is busy"
+
+    services = RunServices()
+    src = HttpRequestSource({"auth": "none", "path": "/hook"}, Full(), "hook", services)
+    loop = asyncio.get_running_loop()
+    try:
+        info = await src.start()
+        async with raw(info["port"]) as (reader, writer):
+            writer.write(request(body=b"{}"))
+            status, headers, _ = await read_answer(reader)
+            first = loop.time()
+            assert status == 503 and headers["retry-after"] == "1"
+            assert headers.get("connection", "").lower() != "close", "kept, the body was read"
+            writer.write(request(body=b"{}"))
+            status, _, _ = await read_answer(reader, timeout=5)
+            assert status == 503
+            assert loop.time() - first >= 0.9, "not read again before Retry-After"
+    finally:
+        await src.aclose()
+        assert await services.aclose()

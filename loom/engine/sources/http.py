@@ -73,7 +73,7 @@ from ..strategies.base import Setting
 from ..values import to_jsonable
 from ._common import check_values, positive_number, resolve, utc_now
 from .base import Admission, SourceServices, Trigger, WaveResult
-from .http_guard import LIMIT_SETTINGS, LIMIT_VALIDATORS, GuardedSite, Limits
+from .http_guard import LIMIT_SETTINGS, LIMIT_VALIDATORS, RETRY_AFTER, GuardedSite, Limits
 
 log = logging.getLogger("loom.sources.http")
 
@@ -369,10 +369,7 @@ class HttpRequestSource:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if self._refuse_if_full is not None and self._refuse_if_full() is not None:
-            # before the body is read, so a refusal costs a header check and a counter;
-            # the connection stays open only if the body has already arrived in full
-            return _error(503, "busy: every wave slot is busy and the queue is full",
-                          {hdrs.RETRY_AFTER: "1"}, close=not request.content.is_eof())
+            return self._refuse(request)
         try:
             body = await asyncio.wait_for(request.read(), self._limits.body_timeout)
         except TimeoutError:
@@ -388,7 +385,8 @@ class HttpRequestSource:
         }
         future = self._trigger(payload)
         if future is None:
-            return _error(503, "busy: the request was dropped", {hdrs.RETRY_AFTER: "1"})
+            return _error(503, "busy: the request was dropped",
+                          {hdrs.RETRY_AFTER: str(RETRY_AFTER)})
         try:
             result = await asyncio.wait_for(asyncio.shield(future), self._timeout)
         except TimeoutError:
@@ -399,6 +397,18 @@ class HttpRequestSource:
                 return _error(503, "the run stopped before the wave finished")
             raise
         return wave_response(result, self._expose_errors)
+
+    def _refuse(self, request: web.Request) -> web.Response:
+        """503 for overload, before the body is read: a refusal costs a header check and
+        a counter. The connection stays open only if the body has already arrived in
+        full, and is then not read for Retry-After seconds (see http_guard)."""
+        complete = request.content.is_eof()
+        if complete and self._site is not None:
+            connection = self._site.guard.of(request.transport)
+            if connection is not None:
+                connection.hold()
+        return _error(503, "busy: every wave slot is busy and the queue is full",
+                      {hdrs.RETRY_AFTER: str(RETRY_AFTER)}, close=not complete)
 
     def _authorized(self, request: web.Request) -> bool:
         if self._token is None:

@@ -13,7 +13,11 @@ handler:
 - once a request has begun, its head (request line and headers) must be complete
   within ``header_timeout`` seconds, else 408 and close;
 - the body must arrive within ``body_timeout`` seconds of the head; the source enforces
-  this one when it reads the body (:data:`LIMIT_SETTINGS` lists all four).
+  this one when it reads the body (:data:`LIMIT_SETTINGS` lists all four);
+- a connection whose request was refused for overload (503, ``Retry-After``) is not
+  read for :data:`RETRY_AFTER` seconds (:meth:`_GuardedConnection.hold`): a client
+  that retries at once instead of after the delay gets its next answer no sooner, so
+  refusals cannot take the loop from the waves however fast clients retry.
 
 Every timer runs on the loop (``call_at``); the guard starts no task and no thread.
 """
@@ -71,9 +75,12 @@ def raw_response(status: int, message: str) -> bytes:
             "Content-Type: application/json; charset=utf-8\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n")
     if status == 503:
-        head += "Retry-After: 1\r\n"
+        head += f"Retry-After: {RETRY_AFTER}\r\n"
     return head.encode() + b"\r\n" + body
 
+
+#: seconds a refused client is told to wait (Retry-After), and its connection is not read
+RETRY_AFTER = 1
 
 _TOO_MANY = raw_response(503, "busy: too many open connections")
 _HEAD_TOO_SLOW = raw_response(408, "request headers not received in time")
@@ -107,6 +114,7 @@ class _GuardedConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         #: "idle" (no request begun), "head" (a request's head is arriving), "busy"
         self.phase = "idle"
+        self._held = False
 
     # -- asyncio.Protocol, forwarded to aiohttp's handler
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -161,6 +169,22 @@ class _GuardedConnection(asyncio.Protocol):
         self.phase = "idle"
         if self._transport is not None and not self._transport.is_closing():
             self._arm(self._guard.limits.idle_timeout)
+
+    def hold(self) -> None:
+        """Read nothing more from this client for :data:`RETRY_AFTER` seconds (it was
+        refused for overload); its answer is still sent at once."""
+        transport = self._transport
+        if transport is None or transport.is_closing() or self._held:
+            return
+        self._held = True
+        transport.pause_reading()
+        asyncio.get_running_loop().call_later(RETRY_AFTER, self._release)
+
+    def _release(self) -> None:
+        self._held = False
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
 
     # -- the one timer
     def _arm(self, seconds: float) -> None:
