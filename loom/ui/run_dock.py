@@ -473,7 +473,7 @@ class RunDock(QWidget):
 
 #: the event types that make a log line (the others are shown by the canvas and timeline)
 _LOGGED = frozenset({"log", "node_progress", "node_failed", "node_retrying", "run_started",
-                     "run_stopping", "event_source_ready", "event_dropped"})
+                     "run_stopping", "event_source_ready", "event_dropped", "wave_failed"})
 
 
 def _log_line(event: Mapping[str, Any]) -> tuple[str, str | None, str | None] | None:
@@ -515,4 +515,7 @@ def _log_line(event: Mapping[str, Any]) -> tuple[str, str | None, str | None] | 
         return prefix + "listening " + json.dumps(info, ensure_ascii=False), node, None
     if kind == "event_dropped":
         return prefix + f"event dropped: {event.get('reason')}" + suffix, node, _ORANGE
+    if kind == "wave_failed":  # the id an HTTP client was given, beside the full error
+        return (prefix + f"wave {event.get('wave')} failed (error id "
+                f"{event.get('error_id')}): {event.get('error')}", node, _RED)
     return None

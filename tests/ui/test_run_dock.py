@@ -193,3 +193,16 @@ def test_events_without_times_or_nodes_are_fine(qtbot: Any, dock: RunDock) -> No
     dock.show_events([{"type": "node_started", "node": "a"}, {"type": "node_finished",
                                                               "node": "a"}])
     assert len(dock.timeline.bars()) == 1
+
+
+def test_a_failed_wave_is_logged_with_its_error_id() -> None:
+    """The id an HTTP client got in its 500 leads to the full error in the log."""
+    from loom.ui.run_dock import _log_line
+
+    line = _log_line({"type": "wave_failed", "t": 1.5, "node": "hook", "wave": 3,
+                      "error_id": "abc123", "error": "r: RuntimeError: db down",
+                      "traceback": "Traceback …"})
+    assert line is not None
+    text, node_id, _colour = line
+    assert "[hook] wave 3 failed (error id abc123): r: RuntimeError: db down" in text
+    assert node_id == "hook"
