@@ -73,7 +73,14 @@ from ..strategies.base import Setting
 from ..values import to_jsonable
 from ._common import check_values, positive_number, resolve, utc_now
 from .base import Admission, SourceServices, Trigger, WaveResult
-from .http_guard import LIMIT_SETTINGS, LIMIT_VALIDATORS, RETRY_AFTER, GuardedSite, Limits
+from .http_guard import (
+    LIMIT_SETTINGS,
+    LIMIT_VALIDATORS,
+    RETRY_AFTER,
+    ConnectionGuard,
+    GuardedSite,
+    Limits,
+)
 
 log = logging.getLogger("loom.sources.http")
 
@@ -257,6 +264,8 @@ class HttpRequestSource:
         self._node_id = node_id
         self._runner: web.AppRunner | None = None
         self._site: GuardedSite | None = None
+        #: the site's guard, kept after stop_accepting() (open connections still use it)
+        self._guard: ConnectionGuard | None = None
         self._accepting = False
         self._finished = asyncio.Event()
 
@@ -283,6 +292,7 @@ class HttpRequestSource:
             raise OSError(exc.errno, f"cannot listen on {self._host}:{self._port}: "
                                      f"{exc.strerror or exc}") from exc
         self._site = site
+        self._guard = site.guard
         self._accepting = True
         port = site.port
         host = f"[{self._host}]" if ":" in self._host else self._host
@@ -317,8 +327,7 @@ class HttpRequestSource:
         """Middleware: the token first (before routing), then the handler; every error
         becomes a short JSON answer, never an HTML page. Tells the connection guard when
         a request has begun and ended."""
-        site = self._site
-        connection = site.guard.of(request.transport) if site is not None else None
+        connection = self._guard.of(request.transport) if self._guard is not None else None
         if connection is not None:
             connection.request_started()
         try:
@@ -403,8 +412,8 @@ class HttpRequestSource:
         a counter. The connection stays open only if the body has already arrived in
         full, and is then not read for Retry-After seconds (see http_guard)."""
         complete = request.content.is_eof()
-        if complete and self._site is not None:
-            connection = self._site.guard.of(request.transport)
+        if complete and self._guard is not None:
+            connection = self._guard.of(request.transport)
             if connection is not None:
                 connection.hold()
         return _error(503, "busy: every wave slot is busy and the queue is full",
