@@ -377,8 +377,9 @@ class HttpRequestSource:
         return _error(exc.status, message)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        if self._refuse_if_full is not None and self._refuse_if_full() is not None:
-            return self._refuse(request)
+        why = self._refuse_if_full() if self._refuse_if_full is not None else None
+        if why is not None:
+            return self._refuse(request, why)
         try:
             body = await asyncio.wait_for(request.read(), self._limits.body_timeout)
         except TimeoutError:
@@ -407,7 +408,7 @@ class HttpRequestSource:
             raise
         return wave_response(result, self._expose_errors)
 
-    def _refuse(self, request: web.Request) -> web.Response:
+    def _refuse(self, request: web.Request, why: str) -> web.Response:
         """503 for overload, before the body is read: a refusal costs a header check and
         a counter. The connection stays open only if the body has already arrived in
         full, and is then not read for Retry-After seconds (see http_guard)."""
@@ -416,7 +417,7 @@ class HttpRequestSource:
             connection = self._guard.of(request.transport)
             if connection is not None:
                 connection.hold()
-        return _error(503, "busy: every wave slot is busy and the queue is full",
+        return _error(503, f"busy: {why}",
                       {hdrs.RETRY_AFTER: str(RETRY_AFTER)}, close=not complete)
 
     def _authorized(self, request: web.Request) -> bool:
