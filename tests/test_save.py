@@ -424,7 +424,7 @@ def test_saved_file_loads_with_loads_graph_bytes(tmp_path: Path) -> None:
     assert not path.read_bytes().startswith(b"\xef\xbb\xbf")  # no BOM
 
 
-# --------------------------------------------------------------------------- crashed saves (issue 9, 16)
+# ------------------------------------------------------------- crashed saves (issue 9, 16)
 
 _CRASHING_SAVE = """
 import os, signal, sys
