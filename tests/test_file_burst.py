@@ -5,12 +5,14 @@ twice. Real watchdog on a temporary folder; the run's observer stops with the ru
 from __future__ import annotations
 
 import asyncio
+import io
 from pathlib import Path
 from typing import Any
 
 from helpers import Recorder, graph_of, registry_of
 
 from loom import node
+from loom.console import print_summary
 from loom.engine import EventBus, ExecutionManager, RunStatus
 from loom.engine.sources import files
 from loom.graph import Graph
@@ -93,8 +95,8 @@ async def test_a_path_changing_while_queued_is_coalesced(tmp_path: Path) -> None
     gate["open"] = asyncio.Event()
     bus = EventBus()
     rec = Recorder(bus)
-    manager = ExecutionManager(watch_graph(tmp_path, "t.gated", debounce_ms=20), REG, bus=bus,
-                               stop_grace=1.0)
+    graph = watch_graph(tmp_path, "t.gated", debounce_ms=20)
+    manager = ExecutionManager(graph, REG, bus=bus, stop_grace=1.0)
     task = await start(manager, rec)
     first, busy = tmp_path / "first.txt", tmp_path / "busy.txt"
     try:
@@ -123,6 +125,11 @@ async def test_a_path_changing_while_queued_is_coalesced(tmp_path: Path) -> None
     assert "created" in merged["kinds"] and merged["kind"] == "modified"
     assert merged["dropped"] == 0
     assert busy.read_text() == "changed 2"
+    # Shown where the stats are: the --json result and the terminal summary.
+    assert result.to_json()["nodes"]["watch"]["stats"]["coalesced"] == stats["coalesced"]
+    summary = io.StringIO()
+    print_summary(result, graph, summary, io.StringIO())
+    assert f"0 dropped, {stats['coalesced']} coalesced" in summary.getvalue()
 
 
 def test_coalesce_merges_kinds_destination_time_and_drops() -> None:
