@@ -258,7 +258,13 @@ async def _run(manager: Any, graph: Graph, ns: argparse.Namespace) -> Any:
     from loom.engine.trace import ChromeTrace
 
     bus = manager.bus
-    trace = ChromeTrace({n.id: n.label for n in graph}).attach(bus) if ns.trace else None
+    trace = None
+    if ns.trace:
+        # Streamed as the run goes (a long event run must not hold its trace in memory).
+        try:
+            trace = ChromeTrace.to_file(ns.trace, {n.id: n.label for n in graph}).attach(bus)
+        except OSError as exc:
+            raise UsageError(f"--trace {ns.trace}: cannot write: {exc.strerror or exc}") from None
     bus.subscribe(_announce_sources, types=["event_source_ready"])
     if ns.events:
         bus.subscribe(_print_events)
@@ -269,10 +275,12 @@ async def _run(manager: Any, graph: Graph, ns: argparse.Namespace) -> Any:
         from loom.console import ProgressDisplay
 
         display = ProgressDisplay(graph, Console(stderr=True)).attach(bus)
-    with _sigint_stops(manager), display or contextlib.nullcontext():
-        result = await manager.run()
-    if trace is not None:
-        trace.write(ns.trace)
+    try:
+        with _sigint_stops(manager), display or contextlib.nullcontext():
+            result = await manager.run()
+    finally:
+        if trace is not None:
+            trace.close()
     return result
 
 

@@ -95,7 +95,8 @@ def print_summary(result: RunResult, graph: Graph, out: IO[str], err: IO[str]) -
             s = rec.stats
             console.print(f"  {graph.nodes[node_id].label}: {s['waves']} wave(s), "
                           f"{s['completed']} completed, {s['failed']} failed, "
-                          f"{s['dropped']} dropped")
+                          f"{s['dropped']} dropped"
+                          + (f", {s['coalesced']} coalesced" if s.get("coalesced") else ""))
     for node_id, outputs in result.outputs.items():
         owner = result.inside.get(node_id)
         if node_id in feeding or (owner and not (result.nodes[owner].stats or {}).get("waves")):

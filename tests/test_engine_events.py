@@ -103,7 +103,8 @@ async def test_timer_count_spacing_and_the_run_ends_by_itself() -> None:
     assert times[-1] - times[0] == pytest.approx(0.2, abs=0.05), "no drift over 4 intervals"
     assert [e["outputs"]["out"][0] for e in rec.of("node_finished") if e["node"] == "d"] == \
         [1, 2, 3, 4, 5]
-    assert result.nodes["tick"].stats == {"waves": 5, "completed": 5, "failed": 0, "dropped": 0}
+    assert result.nodes["tick"].stats == {"waves": 5, "completed": 5, "failed": 0, "dropped": 0,
+                                          "coalesced": 0}
     assert result.nodes["tick"].iterations == 5
 
 

@@ -422,3 +422,163 @@ def test_saved_file_loads_with_loads_graph_bytes(tmp_path: Path) -> None:
     assert loads_graph(path.read_bytes(), str(path)) == graph
     assert path.read_bytes().endswith(b"}\n")
     assert not path.read_bytes().startswith(b"\xef\xbb\xbf")  # no BOM
+
+
+# ------------------------------------------------------------- crashed saves (issue 9, 16)
+
+_CRASHING_SAVE = """
+import os, signal, sys
+from loom.graph import Graph, Node, fileformat, save_graph
+graph = Graph(name="crash")
+graph.add_node(Node("n1", "values.text", properties={"value": "x" * 100_000}))
+def die(_fd):  # killed after the temp file is written, before the rename
+    os.kill(os.getpid(), signal.SIGKILL)
+fileformat.os.fsync = die
+save_graph(graph, sys.argv[1])
+"""
+
+
+def _temp_files(folder: Path) -> list[str]:
+    return [name for name in listing(folder) if name.endswith(".tmp")]
+
+
+@posix_only
+def test_temp_file_of_a_killed_save_is_removed_on_next_save_and_open(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "g.loom"
+    save_graph(make_graph("one"), path)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    for _ in range(3):
+        child = subprocess.run([sys.executable, "-c", _CRASHING_SAVE, str(path)], env=env,
+                               timeout=60, check=False)
+        assert child.returncode == -9
+    left = _temp_files(tmp_path)
+    # Each killed save leaves its temporary file; the next save removes it.
+    assert len(left) == 1, left
+    assert left[0].startswith(".g.loom.")
+    assert load_graph(path) == make_graph("one"), "the target is untouched"
+    assert _temp_files(tmp_path) == [], "opening the file removes the leftovers"
+
+    subprocess.run([sys.executable, "-c", _CRASHING_SAVE, str(path)], env=env, timeout=60,
+                   check=False)
+    assert len(_temp_files(tmp_path)) == 1
+    save_graph(make_graph("two"), path)
+    assert listing(tmp_path) == ["g.loom", "g.loom.bak"], "saving removes them too"
+
+
+@posix_only
+def test_temp_files_of_live_writers_are_kept(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "g.loom"
+    save_graph(make_graph("one"), path)
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = tmp_path / f".g.loom.{writer.pid}.0123abcd.tmp"
+        mine = tmp_path / f".g.loom.{os.getpid()}.0123abcd.tmp"
+        live_bak = tmp_path / f".g.loom.bak.{writer.pid}.4567cdef.tmp"
+        for file in (live, mine, live_bak):
+            file.write_text("a save in progress")
+        save_graph(make_graph("two"), path)
+        load_graph(path)
+        assert live.exists() and mine.exists() and live_bak.exists()
+    finally:
+        writer.kill()
+        writer.wait()
+    save_graph(make_graph("three"), path)
+    assert not live.exists() and not live_bak.exists(), "its writer has ended"
+    assert mine.exists(), "this process is alive"
+    mine.unlink()
+
+
+def test_stale_temp_files_of_other_files_and_other_names_are_left_alone(tmp_path: Path) -> None:
+    dead = _dead_pid()
+    others = [f".other.loom.{dead}.0123abcd.tmp", f".g.loom.{dead}.notahex.tmp",
+              f".g.loomx.{dead}.0123abcd.tmp", "g.loom.tmp", f".g.loom.{dead}.0123abcd.tmp.keep"]
+    for name in others:
+        (tmp_path / name).write_text("not ours")
+    stale = [f".g.loom.{dead}.0123abcd.tmp", f".g.loom.bak.{dead}.89abcdef.tmp"]
+    for name in stale:
+        (tmp_path / name).write_text("left by a crash")
+    save_graph(make_graph(), tmp_path / "g.loom")
+    assert listing(tmp_path) == sorted(["g.loom", *others])
+
+
+def test_legacy_temp_files_without_pid_are_removed_only_when_old(tmp_path: Path) -> None:
+    from loom.graph import tempfiles
+
+    old, new = tmp_path / ".g.loom.0123abcd.tmp", tmp_path / ".g.loom.89abcdef.tmp"
+    old.write_text("old crash")
+    new.write_text("maybe an old version saving now")
+    past = old.stat().st_mtime - tempfiles.LEGACY_AGE - 60
+    os.utime(old, (past, past))
+    save_graph(make_graph(), tmp_path / "g.loom")
+    assert not old.exists()
+    assert new.exists()
+
+
+def test_new_temp_names_carry_the_pid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+    real = fileformat._create_temp
+
+    def spy(beside: Path) -> tuple[int, str]:
+        fd, name = real(beside)
+        seen.append(Path(name).name)
+        return fd, name
+
+    monkeypatch.setattr(fileformat, "_create_temp", spy)
+    save_graph(make_graph("one"), tmp_path / "g.loom")
+    save_graph(make_graph("two"), tmp_path / "g.loom")
+    assert seen[0].startswith(f".g.loom.{os.getpid()}.") and seen[0].endswith(".tmp")
+    assert any(name.startswith(f".g.loom.bak.{os.getpid()}.") for name in seen)
+
+
+def _dead_pid() -> int:
+    """The id of a process that has ended (and been reaped)."""
+    import subprocess
+    import sys
+
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True, timeout=60)
+    return int(child.stdout)
+
+
+# --------------------------------------------------------------------------- read-only target (16)
+
+
+@posix_only
+def test_read_only_target_is_refused_and_kept(tmp_path: Path) -> None:
+    path = tmp_path / "g.loom"
+    save_graph(make_graph("one"), path)
+    before = path.read_bytes()
+    path.chmod(0o444)
+    try:
+        with pytest.raises(LoomFileError) as info:
+            save_graph(make_graph("two"), path)
+        assert info.value.file == str(path)
+        assert str(path) in str(info.value)
+        assert "read-only" in str(info.value)
+        assert path.read_bytes() == before
+        assert stat.S_IMODE(path.stat().st_mode) == 0o444
+        assert listing(tmp_path) == ["g.loom"], "no backup, no temporary file"
+    finally:
+        path.chmod(0o644)
+
+
+@posix_only
+def test_read_only_target_through_symlink_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "real.loom"
+    save_graph(make_graph("one"), target)
+    target.chmod(0o444)
+    link = tmp_path / "link.loom"
+    link.symlink_to(target)
+    try:
+        with pytest.raises(LoomFileError, match="read-only") as info:
+            save_graph(make_graph("two"), link)
+        assert info.value.file == str(link)
+        assert load_graph(target) == make_graph("one")
+    finally:
+        target.chmod(0o644)

@@ -16,14 +16,15 @@ import json
 import math
 import os
 import re
-import secrets
 import shutil
+import stat
 from pathlib import Path
 from typing import Any
 
 from .errors import LoomFileError
 from .migrations import MigrationError, MigrationRegistry
 from .model import Connection, Graph, GraphSettings, Node
+from .tempfiles import create_temp, remove_stale
 
 FORMAT = "loom"
 VERSION = 1
@@ -298,8 +299,12 @@ def _upgrade(graph: Graph, migrations: MigrationRegistry, source: str) -> None:
 
 def load_graph(path: str | os.PathLike[str], *,
                migrations: MigrationRegistry | None = None) -> Graph:
-    """Read a ``.loom`` file; raises :class:`LoomFileError` and nothing else."""
+    """Read a ``.loom`` file; raises :class:`LoomFileError` and nothing else.
+
+    Temporary files that a crashed save of this file left beside it are removed.
+    """
     name = os.fspath(path)
+    remove_stale(Path(os.path.realpath(name)))
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_BYTES + 1)
@@ -431,12 +436,30 @@ def save_graph(graph: Graph, path: str | os.PathLike[str], *, backup: bool = Tru
 
     The text goes to a temporary file beside the target, is flushed and fsynced,
     then renamed over the target, so a crash leaves either the old or the new
-    file, never half of one. A symlink is followed, not replaced.
+    file, never half of one. A symlink is followed, not replaced. Temporary files
+    that a crashed save of this file left behind are removed first.
+
+    A read-only target (no write permission for us, or no write bit at all, which
+    even root respects here, as editors do) is refused with :class:`LoomFileError`.
     """
     name = os.fspath(path)
     data = dumps_graph(graph, name).encode("utf-8")
     target = Path(os.path.realpath(name))
+    _refuse_read_only(target, name)
+    remove_stale(target)
     _atomic_write(target, data, name, backup)
+
+
+def _refuse_read_only(target: Path, name: str) -> None:
+    # Saving renames a new file over the target, which the folder's permission
+    # allows even when the file's own forbids writing: check the file's.
+    try:
+        mode = target.stat().st_mode
+    except OSError:
+        return  # a new file, or one _atomic_write reports on
+    if stat.S_ISREG(mode) and (not mode & 0o222 or not os.access(target, os.W_OK)):
+        raise LoomFileError(name, "", "cannot save: the file is read-only "
+                            "(make it writable, or save under another name)")
 
 
 def _atomic_write(target: Path, data: bytes, name: str, backup: bool) -> None:
@@ -462,17 +485,7 @@ def _atomic_write(target: Path, data: bytes, name: str, backup: bool) -> None:
 
 
 def _create_temp(beside: Path) -> tuple[int, str]:
-    """A new file next to ``beside``, created like any new file (0666 less the umask).
-
-    (tempfile.mkstemp would make it 0600, and a first save would keep that.)
-    """
-    for _ in range(100):
-        path = beside.with_name(f".{beside.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), str(path)
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free temporary name beside {beside}")
+    return create_temp(beside)
 
 
 def _replace_with_copy(src: Path, dst: Path) -> None:

@@ -185,3 +185,35 @@ def test_save_as_writes_canonical_loom_through_loom_graph(window: MainWindow,
     assert window._save_to(str(target))
     assert target.read_text() == dumps_graph(load_graph(EXAMPLES / "switch.loom"))
     assert window.windowTitle().startswith("copy.loom")
+
+
+def test_ctrl_s_onto_a_read_only_file_shows_the_error_and_keeps_the_changes(
+        window: MainWindow, tmp_path: Path, qtbot: Any, monkeypatch: Any) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    from loom.ui import main_window
+
+    folder = tmp_path / "files"
+    folder.mkdir()
+    path = write(folder / "locked.loom", load_graph(EXAMPLES / "hello.loom"))
+    original = path.read_bytes()
+    assert window.open_path(str(path))
+    window.canvas.add_node("math.add")
+    path.chmod(0o444)
+    shown: list[tuple[str, str]] = []
+    monkeypatch.setattr(main_window.QMessageBox, "warning",
+                        lambda _parent, title, text: shown.append((title, text)))
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5_000)
+    try:
+        QTest.keyClick(window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+        qtbot.waitUntil(lambda: bool(shown), timeout=5_000)
+    finally:
+        path.chmod(0o644)
+    title, text = shown[0]
+    assert title == "Cannot save graph"
+    assert str(path) in text and "read-only" in text
+    assert path.read_bytes() == original, "nothing was written"
+    assert window.isWindowModified(), "the changes are still unsaved, not lost"
+    assert sorted(p.name for p in folder.iterdir()) == ["locked.loom"]

@@ -9,12 +9,16 @@ for the inspector and :func:`check_settings` checks them before a run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ..strategies.base import Setting
 from .base import EventSource, SourceFactory, SourceServices, Trigger, WaveResult
 from .files import FILE_CHANGE_SETTINGS, FileChangeSource, check_file_change
+from .files import QUEUE_SIZE as FILE_CHANGE_QUEUE_SIZE
+from .files import coalesce as coalesce_file_change
+from .files import coalesce_key as file_change_key
 from .http import HTTP_REQUEST_SETTINGS, HttpRequestSource, check_http_request
 from .services import RunServices
 from .timer import TIMER_SETTINGS, TimerSource, check_timer
@@ -30,6 +34,25 @@ SOURCE_SETTINGS: dict[str, tuple[Setting, ...]] = {
     "timer": TIMER_SETTINGS,
     "file_change": FILE_CHANGE_SETTINGS,
     "http_request": HTTP_REQUEST_SETTINGS,
+}
+
+#: an event type's default ``queue_size`` where it differs from the event node's
+QUEUE_SIZES: dict[str, int] = {"file_change": FILE_CHANGE_QUEUE_SIZE}
+
+
+@dataclass(frozen=True)
+class Coalescer:
+    """How a source's triggers still waiting for a wave slot merge with later ones."""
+
+    #: what a trigger is about (None: never merged)
+    key: Callable[[Mapping[str, Any]], Hashable | None]
+    #: merges the later payload into the queued one, in place
+    merge: Callable[[dict[str, Any], Mapping[str, Any]], None]
+
+
+#: event types whose queued triggers merge by key (file changes, by path)
+COALESCERS: dict[str, Coalescer] = {
+    "file_change": Coalescer(file_change_key, coalesce_file_change),
 }
 
 _CHECKS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
@@ -53,11 +76,14 @@ def check_settings(event_type: Any, metadata: Mapping[str, Any]) -> list[str]:
 
 
 __all__ = [
+    "COALESCERS",
     "FILE_CHANGE_SETTINGS",
     "HTTP_REQUEST_SETTINGS",
+    "QUEUE_SIZES",
     "SOURCES",
     "SOURCE_SETTINGS",
     "TIMER_SETTINGS",
+    "Coalescer",
     "EventSource",
     "FileChangeSource",
     "HttpRequestSource",

@@ -39,6 +39,12 @@ the count in ``dropped``.
 
 Payload: ``{"type": "file_change", "path", "kind" (the last), "kinds" (sorted),
 "dest_path" (moves only), "time": ISO-8601 UTC, "dropped"}``.
+
+Bursts. A trigger waits for a wave slot in the event node's queue, whose default
+size for this source is :data:`QUEUE_SIZE` (a 1,000-file copy fits). A path that
+triggers again while its earlier trigger still waits there is merged into that
+one (:func:`coalesce`, counted in the node's ``coalesced`` stat): its one wave
+sees the latest change, so a burst of saves to a few files never fills the queue.
 """
 
 from __future__ import annotations
@@ -81,6 +87,9 @@ from .services import log, stop_observer
 KINDS = ("created", "modified", "deleted", "moved")
 #: paths waiting for their quiet period at once; events for more are dropped
 MAX_PENDING = 10_000
+#: the event node's default ``queue_size`` for this source: triggers waiting for a
+#: wave slot (a folder of 1,000 files copied at once must not lose any)
+QUEUE_SIZE = 10_000
 
 FILE_CHANGE_SETTINGS: tuple[Setting, ...] = (
     Setting("watch_path", "str", None, "the file or folder to watch"),
@@ -405,3 +414,23 @@ class FileChangeSource:
         payload["time"] = utc_now()
         payload["dropped"], self._dropped = self._dropped, 0
         self._trigger(payload)
+
+
+def coalesce_key(payload: Mapping[str, Any]) -> str | None:
+    """The path a trigger is about: triggers with the same key may be merged."""
+    path = payload.get("path")
+    return path if isinstance(path, str) else None
+
+
+def coalesce(queued: dict[str, Any], later: Mapping[str, Any]) -> None:
+    """Merge a later trigger for the same path into one still waiting (in place).
+
+    The wave then sees the latest change: the last kind and time, every kind seen,
+    the latest move destination, and the drops counted by both.
+    """
+    queued["kind"] = later["kind"]
+    queued["kinds"] = sorted({*queued.get("kinds", ()), *later.get("kinds", ())})
+    if "dest_path" in later:
+        queued["dest_path"] = later["dest_path"]
+    queued["time"] = later["time"]
+    queued["dropped"] = int(queued.get("dropped", 0)) + int(later.get("dropped", 0))

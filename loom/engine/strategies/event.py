@@ -10,8 +10,11 @@ Each trigger starts a *wave*: a fresh flow over the downstream nodes whose ``eve
 port (and any other port of the event node) carries the trigger's payload. Up to
 ``max_concurrent_waves`` waves run at once (default 1: in order); beyond that the
 ``overflow`` policy queues up to ``queue_size`` triggers or drops them (counted,
-reported as ``event_dropped``). Waves that may overlap run on clones of the context;
-one-at-a-time waves share it, so they can keep state across triggers in ``ctx.vars``.
+reported as ``event_dropped``). ``queue_size`` defaults to 100, or to the source's own
+default (10,000 for ``file_change``). A source may merge a trigger into one of its
+own still queued about the same thing (a file's path): counted as ``coalesced``.
+Waves that may overlap run on clones of the context; one-at-a-time waves share it,
+so they can keep state across triggers in ``ctx.vars``.
 A failed wave fails the run's status but not the source: the next trigger still runs.
 Each failed wave gets an ``error_id``, reported with its full error in a ``wave_failed``
 event, so an HTTP answer can name the failure without showing its message.
@@ -38,6 +41,7 @@ import collections
 import contextlib
 import logging
 import secrets
+from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 from loom.graph import Node
@@ -49,6 +53,7 @@ from .base import Setting, Strategy
 if TYPE_CHECKING:
     from ..flow import Body, NodeCall
     from ..plan import Plan, PlannedNode
+    from ..sources import Coalescer
     from ..sources.base import EventSource, WaveResult
 
 log = logging.getLogger("loom.engine.event")
@@ -70,7 +75,8 @@ class EventStrategy(Strategy):
                 minimum=1),
         Setting("overflow", "choice", "queue", "a trigger while every wave slot is busy: "
                 "queue it (up to queue_size) or drop it", choices=("queue", "drop")),
-        Setting("queue_size", "int", 100, "triggers that may wait for a wave slot", minimum=1),
+        Setting("queue_size", "int", 100, "triggers that may wait for a wave slot "
+                "(file_change: 10,000 unless set)", minimum=1),
         Setting("response_node", "node_id", None, "the node whose value answers an HTTP "
                 "request (default: the wave's last nodes)"),
     )
@@ -108,13 +114,21 @@ class EventStrategy(Strategy):
 
     async def execute(self, call: NodeCall) -> dict[str, Any]:
         """Run the source until it is done, the run ends, or a stop; drain the waves."""
-        from ..sources import SOURCES  # noqa: PLC0415 - watchdog/aiohttp only when used
+        from ..sources import (  # noqa: PLC0415 - watchdog/aiohttp only when used
+            COALESCERS,
+            QUEUE_SIZES,
+            SOURCES,
+        )
 
         node = call.node
-        waves = _Waves(call, int(self.setting(node, "max_concurrent_waves")),
-                       str(self.setting(node, "overflow")), int(self.setting(node, "queue_size")),
-                       self.setting(node, "response_node"))
         kind = str(self.setting(node, "event_type"))
+        queue_size = node.metadata.get("queue_size")
+        if queue_size is None:
+            queue_size = QUEUE_SIZES.get(kind, self.setting(node, "queue_size"))
+        waves = _Waves(call, int(self.setting(node, "max_concurrent_waves")),
+                       str(self.setting(node, "overflow")), int(queue_size),
+                       self.setting(node, "response_node"))
+        waves.coalescer = COALESCERS.get(kind)
         state = call.flow.state
         source = SOURCES[kind](node.metadata, waves, call.planned.id, state.services())
         try:
@@ -155,12 +169,16 @@ class _Waves:
         self.running: set[asyncio.Task[None]] = set()
         self.queued: collections.deque[tuple[dict[str, Any], asyncio.Future[WaveResult]]] = \
             collections.deque()
+        #: merges a trigger into a queued one about the same thing (set by the source type)
+        self.coalescer: Coalescer | None = None
+        self.queued_by_key: dict[Hashable, tuple[dict[str, Any],
+                                                 asyncio.Future[WaveResult]]] = {}
         self.closed = False
         self.idle = asyncio.Event()
         self.idle.set()
         self.record = call.flow.state.records[call.planned.index]
         self.stats = self.record.stats = {"waves": 0, "completed": 0, "failed": 0,
-                                          "dropped": 0}
+                                          "dropped": 0, "coalesced": 0}
         self.record.iterations = 0
 
     # ------------------------------------------------------------------ triggers
@@ -188,12 +206,21 @@ class _Waves:
         """A source's trigger: start, queue or drop a wave (see the module docstring)."""
         if self.closed:
             return None
+        key = self.coalescer.key(payload) if self.coalescer else None
+        if key is not None and key in self.queued_by_key:
+            assert self.coalescer is not None
+            queued, queued_future = self.queued_by_key[key]
+            self.coalescer.merge(queued, payload)
+            self.stats["coalesced"] += 1
+            return queued_future
         future: asyncio.Future[WaveResult] = asyncio.get_running_loop().create_future()
         if len(self.running) < self.limit:
             if not self._start(payload, future):
                 return None
         elif self.overflow == "queue" and len(self.queued) < self.queue_size:
             self.queued.append((payload, future))
+            if key is not None:
+                self.queued_by_key[key] = (payload, future)
         else:
             self._drop(payload, "every wave slot is busy")
             return None
@@ -229,11 +256,19 @@ class _Waves:
             await self._wave(number, payload, future)
             if self.closed or not self.queued:
                 return
-            payload, future = self.queued.popleft()
+            payload, future = self._pop_queued()
             claimed = self._claim(payload, future)
             if claimed is None:
                 return
             number = claimed
+
+    def _pop_queued(self) -> tuple[dict[str, Any], asyncio.Future[WaveResult]]:
+        payload, future = self.queued.popleft()
+        if self.coalescer is not None:
+            key = self.coalescer.key(payload)
+            if key is not None and self.queued_by_key.get(key, (None,))[0] is payload:
+                del self.queued_by_key[key]
+        return payload, future
 
     def _drop(self, payload: dict[str, Any], why: str) -> None:
         self.stats["dropped"] += 1
@@ -243,7 +278,7 @@ class _Waves:
     def _finished(self, task: asyncio.Task[None]) -> None:
         self.running.discard(task)
         while self.queued and len(self.running) < self.limit and not self.closed:
-            payload, future = self.queued.popleft()
+            payload, future = self._pop_queued()
             if not self._start(payload, future):
                 break
         if not self.running:
@@ -320,7 +355,7 @@ class _Waves:
 
         self.closed = True
         while self.queued:
-            payload, future = self.queued.popleft()
+            payload, future = self._pop_queued()
             self._drop(payload, why)
             if not future.done():
                 future.set_result(WaveResult(False, error=why))
@@ -336,7 +371,7 @@ class _Waves:
 
     def _finished_queue(self) -> None:
         while self.queued and len(self.running) < self.limit:
-            payload, future = self.queued.popleft()
+            payload, future = self._pop_queued()
             if not self._start(payload, future):
                 break
 
