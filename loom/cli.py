@@ -1,7 +1,7 @@
 """The ``loom`` command: ``loom [FILE]`` (editor), ``loom run``, ``loom validate``, ``loom nodes``.
 
 Exit codes: 0 succeeded, 1 the graph failed, 2 invalid file or usage, 130
-stopped by Ctrl+C. Only the editor imports Qt, and only when it is asked for.
+stopped by Ctrl+C, 143 stopped by SIGTERM, 141 the reader of stdout went away. Only the editor imports Qt, and only when it is asked for.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from loom.graph import Graph, LoomFileError, load_graph
 from loom.registry import Registry
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 130
+#: stopped by SIGTERM (128 + 15, the shell's convention for a signal)
+EXIT_TERMINATED = 143
 COMMANDS = ("run", "validate", "nodes")
 
 
@@ -210,7 +212,7 @@ def cmd_nodes(ns: argparse.Namespace) -> int:
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
-    """``loom run FILE``: run headless; Ctrl+C stops gracefully (exit 130)."""
+    """``loom run FILE``: run headless; Ctrl+C (exit 130) or SIGTERM (143) stops gracefully."""
     from loom.engine import (
         EventBus,
         ExecutionManager,
@@ -235,8 +237,9 @@ def cmd_run(ns: argparse.Namespace) -> int:
     manager = ExecutionManager(graph, registry, bus=bus, max_concurrency=ns.max_concurrency,
                                max_waves=ns.max_waves, duration=ns.duration, stop_grace=ns.grace,
                                executor=executor, scheduler=ns.scheduler)
+    signals = _Signals(manager)
     try:
-        result = asyncio.run(_run(manager, graph, ns))
+        result = asyncio.run(_run(manager, graph, ns, signals))
     except GraphValidationError as exc:
         print(f"loom: {ns.file}: the graph cannot run:", file=sys.stderr)
         _print_issues([i for i in exc.issues if i.severity == "error"], sys.stderr)
@@ -250,11 +253,11 @@ def cmd_run(ns: argparse.Namespace) -> int:
         from loom.console import print_summary
 
         print_summary(result, graph, sys.stdout, sys.stderr)
-    return {RunStatus.SUCCEEDED: EXIT_OK, RunStatus.STOPPED: EXIT_STOPPED}.get(
+    return {RunStatus.SUCCEEDED: EXIT_OK, RunStatus.STOPPED: signals.exit_code}.get(
         result.status, EXIT_FAILED)
 
 
-async def _run(manager: Any, graph: Graph, ns: argparse.Namespace) -> Any:
+async def _run(manager: Any, graph: Graph, ns: argparse.Namespace, signals: _Signals) -> Any:
     from loom.engine.trace import ChromeTrace
 
     bus = manager.bus
@@ -276,7 +279,7 @@ async def _run(manager: Any, graph: Graph, ns: argparse.Namespace) -> Any:
 
         display = ProgressDisplay(graph, Console(stderr=True)).attach(bus)
     try:
-        with _sigint_stops(manager), display or contextlib.nullcontext():
+        with signals, display or contextlib.nullcontext():
             result = await manager.run()
     finally:
         if trace is not None:
@@ -305,31 +308,50 @@ def _print_events(batch: list[dict[str, Any]]) -> None:
         os.close(devnull)
 
 
-@contextlib.contextmanager
-def _sigint_stops(manager: Any) -> Any:
-    """First Ctrl+C asks the run to stop gracefully; a second one cancels it outright."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    presses = 0
+class _Signals:
+    """SIGINT and SIGTERM stop the run: the first gracefully, a second one at once.
 
-    def on_sigint() -> None:
-        nonlocal presses
-        presses += 1
-        if presses == 1:
-            print("\nloom: stopping (Ctrl+C again to abort)…", file=sys.stderr)
-            manager.request_stop()
-        elif task is not None:
-            task.cancel()
+    SIGTERM (systemd, Docker, CI) stops like the first Ctrl+C, so nodes' ``finally``
+    blocks run and the result is printed. The first signal decides the exit code.
+    """
 
-    try:
-        loop.add_signal_handler(signal.SIGINT, on_sigint)
-    except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
-        yield
-        return
-    try:
-        yield
-    finally:
-        loop.remove_signal_handler(signal.SIGINT)
+    _NAMES = {signal.SIGINT: "Ctrl+C", signal.SIGTERM: "SIGTERM"}
+
+    def __init__(self, manager: Any) -> None:
+        self.manager = manager
+        #: the first stop signal received, if any
+        self.first: signal.Signals | None = None
+        self._installed: list[signal.Signals] = []
+
+    @property
+    def exit_code(self) -> int:
+        """130 after SIGINT (and for a stop without a signal), 143 after SIGTERM."""
+        return EXIT_TERMINATED if self.first is signal.SIGTERM else EXIT_STOPPED
+
+    def _on_signal(self, signum: signal.Signals) -> None:
+        if self.first is None:
+            self.first = signum
+            print(f"\nloom: stopping ({self._NAMES[signum]} again to stop at once)…",
+                  file=sys.stderr, flush=True)
+            self.manager.request_stop()
+        else:
+            print("\nloom: stopping at once…", file=sys.stderr, flush=True)
+            self.manager.request_stop(grace=0)
+
+    def __enter__(self) -> _Signals:
+        loop = asyncio.get_running_loop()
+        for signum in self._NAMES:
+            try:
+                loop.add_signal_handler(signum, self._on_signal, signum)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue  # not the main thread, or no such signal on this platform
+            self._installed.append(signum)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in self._installed:
+            loop.remove_signal_handler(signum)
 
 
 if __name__ == "__main__":

@@ -104,6 +104,8 @@ class ExecutionManager:
         self._grace_timer: asyncio.TimerHandle | None = None
         self._gave_up: asyncio.Event | None = None
         self._stop_requested = False
+        #: loop time until which a stopped run waits for calls in worker threads
+        self._threads_until: float | None = None
 
     # ------------------------------------------------------------------ API
     def plan(self) -> Plan:
@@ -136,6 +138,9 @@ class ExecutionManager:
             state.ctx.emit("run_stopping", grace=wait)
         elif wait > 0:
             return  # already stopping; only a request to stop at once changes anything
+        else:
+            # A second request to stop at once: stop waiting for worker threads too.
+            self._threads_until = asyncio.get_running_loop().time()
         if self._grace_timer is not None:
             self._grace_timer.cancel()
         if wait <= 0:
@@ -169,6 +174,7 @@ class ExecutionManager:
                          executor_override=self.executor)
         self._state = state
         self._stop_requested = False
+        self._threads_until = None
         self._gave_up = asyncio.Event()
         self.status = RunStatus.RUNNING
         ctx.emit("run_started", graph=self.graph.name, nodes=len(records))
@@ -209,11 +215,16 @@ class ExecutionManager:
     def _cancel_flow(self) -> None:
         """Phase 3: cancel what is still running, and stop waiting for it after a deadline."""
         self._grace_timer = None
+        loop = asyncio.get_running_loop()
+        if self._threads_until is None:
+            # Worker threads already had the grace period; they get the clean-up deadline
+            # like the rest, not a second grace period (the process must exit in time).
+            self._threads_until = loop.time() + CLEANUP_DEADLINE
         task, gave_up = self._flow_task, self._gave_up
         if task is not None and not task.done():
             task.cancel()
             if gave_up is not None:
-                asyncio.get_running_loop().call_later(CLEANUP_DEADLINE, gave_up.set)
+                loop.call_later(CLEANUP_DEADLINE, gave_up.set)
 
     async def _run_flow(self, state: RunState) -> RunStatus:
         limit = self.max_concurrency or self.graph.settings.max_concurrency
@@ -241,6 +252,12 @@ class ExecutionManager:
         task.result()
         return RunStatus.FAILED if flow.failures or state.wave_failures else RunStatus.SUCCEEDED
 
+    def _thread_wait(self) -> float:
+        """Seconds a stopped run still waits for calls in worker threads."""
+        if self._threads_until is None:  # stopped before the grace period ran out
+            return self.stop_grace
+        return max(0.0, self._threads_until - asyncio.get_running_loop().time())
+
     async def _settle(self, task: asyncio.Task[None]) -> None:
         """Wait for the flow task, or until the clean-up deadline after a cancel passed."""
         assert self._gave_up is not None
@@ -254,7 +271,7 @@ class ExecutionManager:
     async def _finish(self, state: RunState, status: RunStatus, issues: list[Issue]) -> RunResult:
         ctx = state.ctx
         stopped = status is RunStatus.STOPPED
-        abandoned = await state.close(self.stop_grace if stopped else 0.0)
+        abandoned = await state.close(self._thread_wait() if stopped else 0.0)
         plan = state.plan
         cancelled = [plan.nodes[i].id for i, rec in enumerate(state.records)
                      if rec.state is NodeState.STOPPED]
