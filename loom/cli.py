@@ -22,6 +22,8 @@ from loom.registry import Registry
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 130
 #: stopped by SIGTERM (128 + 15, the shell's convention for a signal)
 EXIT_TERMINATED = 143
+#: stdout's reader went away (128 + SIGPIPE, as if the pipe had killed the process)
+EXIT_PIPE = 141
 COMMANDS = ("run", "validate", "nodes")
 
 
@@ -92,6 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, LoomFileError) as exc:
         print(f"loom: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # `loom nodes | head`, `loom run --json | head -c 10`: the reader has what it
+        # wanted. Exit quietly with the code a process killed by SIGPIPE has.
+        _silence_stdout()
+        return EXIT_PIPE
 
 
 def _open_editor(args: list[str]) -> int:
@@ -248,7 +255,9 @@ def cmd_run(ns: argparse.Namespace) -> int:
         print(f"loom: {ns.file}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if ns.json:
-        print(json.dumps(result.to_json()), flush=True)
+        from loom.engine.values import dumps
+
+        print(dumps(result.to_json()), flush=True)
     elif not ns.events:
         from loom.console import print_summary
 
@@ -298,14 +307,23 @@ def _announce_sources(batch: list[dict[str, Any]]) -> None:
 
 
 def _print_events(batch: list[dict[str, Any]]) -> None:
+    from loom.engine.values import dumps
+
     try:
-        sys.stdout.write("".join(json.dumps(e) + "\n" for e in batch))
+        sys.stdout.write("".join(dumps(e) + "\n" for e in batch))
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (`loom run --events | head`): keep running, print nothing.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null once its reader has gone, so that nothing (not even
+    the flush at interpreter exit) writes to the closed pipe again (Python docs,
+    "Note on SIGPIPE")."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 class _Signals:

@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import IO, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from loom.engine import Event, EventBus, RunResult
 from loom.engine.states import NodeState, RunStatus
+from loom.engine.values import short_repr
 from loom.graph import Graph
 
 _FINAL_EVENTS = ("node_finished", "node_failed", "node_skipped", "node_stopped")
@@ -62,13 +64,14 @@ class ProgressDisplay:
                 done += 1
                 self._running.pop(event.get("node", ""), None)
                 if kind == "node_failed":
-                    self.console.print(f"[red]✗ {self._label(event['node'])}:[/] "
-                                       f"{event['error']}")
+                    self.console.print(f"[red]✗ {escape(self._label(event['node']))}:[/] "
+                                       f"{escape(str(event['error']))}")
             elif kind == "log":
-                self.console.print(f"[dim]{self._label(event['node'])}:[/] {event['message']}")
+                self.console.print(f"[dim]{escape(self._label(event['node']))}:[/] "
+                                   f"{escape(str(event['message']))}")
             elif kind == "event_triggered":
                 self._waves += 1
-        running = ", ".join(self._label(n) for n in list(self._running)[:3])
+        running = escape(", ".join(self._label(n) for n in list(self._running)[:3]))
         if self.events:
             self.progress.update(self.task, completed=self._waves,
                                  running=f"{self._waves} wave(s) {running}")
@@ -81,7 +84,11 @@ class ProgressDisplay:
 
 
 def print_summary(result: RunResult, graph: Graph, out: IO[str], err: IO[str]) -> None:
-    """Status line and the outputs of the graph's last nodes on ``out``; errors on ``err``."""
+    """Status line and the outputs of the graph's last nodes on ``out``; errors on ``err``.
+
+    Everything that comes from the graph or its values is escaped: a value holding
+    ``[red]`` or ``[/]`` is printed as it is, never taken as rich markup.
+    """
     console = Console(file=out, highlight=False, soft_wrap=True)
     counts: dict[str, int] = {}
     for rec in result.nodes.values():
@@ -93,7 +100,7 @@ def print_summary(result: RunResult, graph: Graph, out: IO[str], err: IO[str]) -
     for node_id, rec in result.nodes.items():
         if rec.stats and "waves" in rec.stats:
             s = rec.stats
-            console.print(f"  {graph.nodes[node_id].label}: {s['waves']} wave(s), "
+            console.print(f"  {escape(graph.nodes[node_id].label)}: {s['waves']} wave(s), "
                           f"{s['completed']} completed, {s['failed']} failed, "
                           f"{s['dropped']} dropped"
                           + (f", {s['coalesced']} coalesced" if s.get("coalesced") else ""))
@@ -103,18 +110,17 @@ def print_summary(result: RunResult, graph: Graph, out: IO[str], err: IO[str]) -
             continue  # not a last node, or inside a loop or branch (its owner reports)
         last = " (last wave)" if owner else ""
         for port, value in outputs.items():
-            console.print(f"  {graph.nodes[node_id].label}.{port}{last} = {_short(value)}")
+            console.print(f"  {escape(graph.nodes[node_id].label)}.{escape(str(port))}{last} = "
+                          f"{escape(short_repr(value))}")
     errors = Console(file=err, highlight=False, soft_wrap=True)
     for node_id, rec in result.nodes.items():
         if rec.state is NodeState.FAILED:
-            errors.print(f"[red]node {graph.nodes[node_id].label} failed:[/] {rec.error}")
+            errors.print(f"[red]node {escape(graph.nodes[node_id].label)} failed:[/] "
+                         f"{escape(str(rec.error))}")
             if rec.traceback:
                 errors.print(rec.traceback.rstrip(), markup=False)
+    if result.cancelled:
+        errors.print(f"[yellow]cancelled by the stop:[/] {escape(', '.join(result.cancelled))}")
     for node_id in result.abandoned:
-        errors.print(f"[yellow]node {node_id} was still running in a worker thread "
+        errors.print(f"[yellow]node {escape(node_id)} was still running in a worker thread "
                      "when the run ended[/]")
-
-
-def _short(value: Any, limit: int = 200) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "…"

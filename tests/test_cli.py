@@ -93,7 +93,8 @@ def test_run_json_prints_exactly_the_documented_object() -> None:
     proc = loom("run", str(EXAMPLES / "branching.loom"), "--json")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    assert set(doc) == {"status", "outputs", "nodes", "errors"}
+    assert set(doc) == {"status", "outputs", "nodes", "errors", "cancelled", "abandoned"}
+    assert doc["cancelled"] == [] and doc["abandoned"] == []
     assert doc["status"] == "succeeded" and doc["errors"] == []
     for entry in doc["nodes"].values():
         assert set(entry) >= {"state", "duration_ms", "error"}

@@ -86,11 +86,17 @@ class RunResult:
                 for nid, rec in self.nodes.items() if rec.state is NodeState.FAILED]
 
     def to_json(self) -> dict[str, Any]:
-        """The object ``loom run --json`` prints (DESIGN.md, "Command line")."""
+        """The object ``loom run --json`` prints (DESIGN.md, "Command line").
+
+        ``cancelled`` and ``abandoned`` are the lists the terminal summary shows:
+        nodes cancelled by a stop, and calls still running in worker threads.
+        """
         return {
             "status": self.status.value,
             "outputs": {nid: {port: to_jsonable(v) for port, v in outs.items()}
                         for nid, outs in self.outputs.items()},
             "nodes": {nid: rec.to_json() for nid, rec in self.nodes.items()},
             "errors": self.errors,
+            "cancelled": list(self.cancelled),
+            "abandoned": list(self.abandoned),
         }
