@@ -22,6 +22,18 @@ _STATUS_STYLE = {RunStatus.SUCCEEDED: "green", RunStatus.FAILED: "red",
                  RunStatus.STOPPED: "yellow"}
 
 
+class _OutputConsole(Console):
+    """A console that lets a closed pipe be the caller's business.
+
+    rich's default answer to BrokenPipeError is ``SystemExit(1)``; ``loom`` exits
+    141 (as if killed by SIGPIPE) for every command, so the error goes up to it.
+    """
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError("the reader of this output went away")
+
+
 class ProgressDisplay:
     """A rich progress bar of finished nodes, with failures printed as they happen."""
 
@@ -89,7 +101,7 @@ def print_summary(result: RunResult, graph: Graph, out: IO[str], err: IO[str]) -
     Everything that comes from the graph or its values is escaped: a value holding
     ``[red]`` or ``[/]`` is printed as it is, never taken as rich markup.
     """
-    console = Console(file=out, highlight=False, soft_wrap=True)
+    console = _OutputConsole(file=out, highlight=False, soft_wrap=True)
     counts: dict[str, int] = {}
     for rec in result.nodes.values():
         counts[rec.state.value] = counts.get(rec.state.value, 0) + 1
@@ -112,7 +124,7 @@ def print_summary(result: RunResult, graph: Graph, out: IO[str], err: IO[str]) -
         for port, value in outputs.items():
             console.print(f"  {escape(graph.nodes[node_id].label)}.{escape(str(port))}{last} = "
                           f"{escape(short_repr(value))}")
-    errors = Console(file=err, highlight=False, soft_wrap=True)
+    errors = _OutputConsole(file=err, highlight=False, soft_wrap=True)
     for node_id, rec in result.nodes.items():
         if rec.state is NodeState.FAILED:
             errors.print(f"[red]node {escape(graph.nodes[node_id].label)} failed:[/] "

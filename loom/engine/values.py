@@ -115,6 +115,17 @@ class _ShortRepr(reprlib.Repr):
         self.maxstring = self.maxother = max(limit, 8)
         self.maxlong = max(limit, 8)
 
+    def repr1(self, x: Any, level: int) -> str:
+        # reprlib looks handlers up by the type's name; subclasses of str and bytes
+        # must be cut before rendering too, and never reach their own big __repr__.
+        if isinstance(x, str) and type(x) is not str:
+            x = str.__str__(x)
+        elif isinstance(x, (bytes, bytearray)) and type(x) not in (bytes, bytearray):
+            return self._cut(x, len(x))
+        elif isinstance(x, int) and not isinstance(x, bool) and type(x) is not int:
+            return self.repr_int(x, level)
+        return super().repr1(x, level)
+
     def repr_int(self, x: int, level: int) -> str:
         summary = int_text(x, self.maxlong)
         return builtins.repr(x) if summary is None else summary
@@ -130,8 +141,8 @@ class _ShortRepr(reprlib.Repr):
 
     def _cut(self, x: bytes | bytearray, size: int) -> str:
         if size <= self.maxstring:
-            return builtins.repr(x)
-        return f"<{size} bytes> {builtins.repr(x[:self.maxstring])}…"
+            return builtins.repr(bytes(x))
+        return f"<{size} bytes> {builtins.repr(bytes(x[:self.maxstring]))}…"
 
     def repr_instance(self, x: Any, level: int) -> str:
         try:
