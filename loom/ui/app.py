@@ -6,7 +6,8 @@
 drives asyncio), so the ExecutionManager runs on the same thread as the widgets
 and the window stays responsive: node code that blocks runs in worker threads.
 Shutdown is explicit (qt-guide §2.2): closing the window stops any run, the main
-coroutine awaits its end, then the loop closes.
+coroutine awaits its end, then the loop closes. Nothing waits for a node call stuck in a
+worker thread: those are daemon threads, abandoned and reported, never joined.
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ def main(path: str | None = None, folders: Sequence[str] = ()) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "loom"])
     assert isinstance(app, QApplication)
     app.setApplicationName("Loom")
+    # The window closing ends ``run()`` below, which then shuts the run down; Qt must not
+    # quit the loop on its own first ("Event loop stopped before Future completed").
+    app.setQuitOnLastWindowClosed(False)
     app.setOrganizationName("Loom")
     apply_theme(app)
     registry = Registry.standard(folders)
