@@ -1,7 +1,8 @@
 """The ``loom`` command: ``loom [FILE]`` (editor), ``loom run``, ``loom validate``, ``loom nodes``.
 
 Exit codes: 0 succeeded, 1 the graph failed, 2 invalid file or usage, 130
-stopped by Ctrl+C, 143 stopped by SIGTERM, 141 the reader of stdout went away. Only the editor imports Qt, and only when it is asked for.
+stopped by Ctrl+C, 143 stopped by SIGTERM, 141 the reader of stdout went away.
+Only the editor imports Qt, and only when it is asked for.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 from loom.graph import Graph, LoomFileError, load_graph
 from loom.registry import Registry
@@ -333,7 +334,8 @@ class _Signals:
     blocks run and the result is printed. The first signal decides the exit code.
     """
 
-    _NAMES = {signal.SIGINT: "Ctrl+C", signal.SIGTERM: "SIGTERM"}
+    _NAMES: ClassVar[dict[signal.Signals, str]] = {signal.SIGINT: "Ctrl+C",
+                                                   signal.SIGTERM: "SIGTERM"}
 
     def __init__(self, manager: Any) -> None:
         self.manager = manager

@@ -6,7 +6,7 @@ only when stderr is a terminal; piped runs get no progress, only the summary.
 
 from __future__ import annotations
 
-from typing import IO, Any
+from typing import IO
 
 from rich.console import Console
 from rich.markup import escape

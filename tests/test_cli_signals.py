@@ -127,8 +127,8 @@ def test_a_stopped_thread_node_does_not_hold_up_the_exit(tmp_path: Path, pack: P
                                                           node_type: str) -> None:
     # Before: "stopped" after 4 s, then the process waited for the 60 s call to return
     # (its worker thread was joined at exit); an endless generator never exited.
-    rc, doc, err, elapsed = _signal_run(_graph(tmp_path, node_type), pack, [signal.SIGINT],
-                                        "--grace", "0.5")
+    rc, doc, _, elapsed = _signal_run(_graph(tmp_path, node_type), pack, [signal.SIGINT],
+                                      "--grace", "0.5")
     assert rc == 130
     assert doc["status"] == "stopped" and doc["abandoned"] == ["n"]
     assert elapsed < EXIT_BOUND, f"exit took {elapsed:.1f} s"

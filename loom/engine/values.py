@@ -76,13 +76,14 @@ def to_jsonable(value: Any, *, max_items: int = _MAX_ITEMS, max_str: int | None 
         return value if max_str is None or len(value) <= max_str else value[:max_str] + "…"
     if _depth >= _MAX_DEPTH:  # bounded: a full repr of what is deeper could recurse
         return short_repr(value, 1000 if max_str is None else max_str)
-    deeper = {"max_items": max_items, "max_str": max_str, "_depth": _depth + 1}
+    depth = _depth + 1
     try:
         if isinstance(value, dict):
-            return {_key(k): to_jsonable(v, **deeper)
+            return {_key(k): to_jsonable(v, max_items=max_items, max_str=max_str, _depth=depth)
                     for k, v in itertools.islice(value.items(), max_items)}
         if isinstance(value, (list, tuple, set, frozenset)):
-            return [to_jsonable(v, **deeper) for v in itertools.islice(value, max_items)]
+            return [to_jsonable(v, max_items=max_items, max_str=max_str, _depth=depth)
+                    for v in itertools.islice(value, max_items)]
     except Exception:  # noqa: BLE001 - a container that fails while iterated (changed size…)
         return short_repr(value, max_str)
     return short_repr(value, max_str)
@@ -142,7 +143,7 @@ class _ShortRepr(reprlib.Repr):
     def _cut(self, x: bytes | bytearray, size: int) -> str:
         if size <= self.maxstring:
             return builtins.repr(bytes(x))
-        return f"<{size} bytes> {builtins.repr(bytes(x[:self.maxstring]))}…"
+        return f"<{size} bytes> {bytes(x[:self.maxstring])!r}…"
 
     def repr_instance(self, x: Any, level: int) -> str:
         try:
