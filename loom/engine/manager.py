@@ -217,9 +217,10 @@ class ExecutionManager:
         self._grace_timer = None
         loop = asyncio.get_running_loop()
         if self._threads_until is None:
-            # Worker threads already had the grace period; they get the clean-up deadline
-            # like the rest, not a second grace period (the process must exit in time).
-            self._threads_until = loop.time() + CLEANUP_DEADLINE
+            # Worker threads cannot be cancelled; they get one more grace period for
+            # clean-up, bounded by the clean-up deadline, so that a stopped run (and
+            # `loom run`'s process) ends within grace + deadline whatever they do.
+            self._threads_until = loop.time() + min(self.stop_grace, CLEANUP_DEADLINE)
         task, gave_up = self._flow_task, self._gave_up
         if task is not None and not task.done():
             task.cancel()
