@@ -10,7 +10,10 @@ import threading
 import time
 
 import pytest
+from helpers import graph_of, registry_of
 
+from loom import node
+from loom.engine import ExecutionManager, RunStatus
 from loom.engine.executors import ThreadExecutor
 
 
@@ -99,3 +102,34 @@ def test_an_abandoned_call_does_not_hold_up_the_process_exit() -> None:
     assert proc.stdout.strip() == "['sleepy']"
     # A bound on "exits at all", far below the 60 s the call takes (not a speed claim).
     assert time.monotonic() - started < 40
+
+
+release_stuck = threading.Event()
+
+
+@node(id="t.stuck_thread")
+def stuck_thread() -> str:
+    release_stuck.wait(30)  # never looks at ctx.stop_requested
+    return "late"
+
+
+async def test_a_second_stop_does_not_wait_for_worker_threads() -> None:
+    # Before: the second request cancelled the flow, then the run still waited the whole
+    # stop_grace (30 s here) for the thread before reporting.
+    release_stuck.clear()
+    manager = ExecutionManager(graph_of([("s", "t.stuck_thread")]),
+                               registry_of(stuck_thread), stop_grace=30)
+    task = asyncio.ensure_future(manager.run())
+    while manager.records.get("s") is None or manager.records["s"].state.value != "running":
+        await asyncio.sleep(0.01)
+    manager.request_stop()
+    manager.request_stop(grace=0)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=15)
+        assert done, "the run still waited for its worker thread after the second stop"
+        result = task.result()
+        assert result.status is RunStatus.STOPPED
+        assert result.abandoned == ["s"] and result.cancelled == ["s"]
+    finally:
+        release_stuck.set()  # let the abandoned thread end before the leak check
+        await asyncio.wait({task}, timeout=40)
