@@ -76,7 +76,7 @@ def test_json_is_strict_non_finite_floats_become_strings() -> None:
     assert to_jsonable([math.nan, math.inf, -math.inf, 1.5]) == ["nan", "inf", "-inf", 1.5]
     doc = _strict(dumps({"a": math.nan, "b": [HUGE], "c": BadRepr(), "d": {1, 2}}))
     assert doc == {"a": "nan", "b": ["<int of 16610 bits (~5001 digits)>"],
-                   "c": "<BadRepr (repr failed: no repr for you)>", "d": [1, 2]}
+                   "c": "<BadRepr (repr failed: no repr for you)>", "d": "{1, 2}"}
     assert dumps({"plain": [1, "x", None]}) == '{"plain": [1, "x", null]}'
 
 
@@ -85,7 +85,8 @@ def test_previews_cut_big_bytes_and_strings_before_rendering_them() -> None:
     for text in (preview(blob), preview([blob])[0], short_repr(blob), short_repr({"k": blob})):
         assert "50000000 bytes" in text and len(text) < 400, text[:80]
     assert len(preview("y" * 10_000_000)) == 201
-    assert len(preview(set(range(1_000_000)))) == 20
+    huge_set = preview(set(range(1_000_000)))
+    assert huge_set.startswith("{0, 1, 2") and len(huge_set) < 400
 
 
 # --------------------------------------------------------------------------- the CLI

@@ -58,8 +58,8 @@ def to_jsonable(value: Any, *, max_items: int = _MAX_ITEMS, max_str: int | None 
                 _depth: int = 0) -> Any:
     """A strict-JSON version of ``value``; what JSON cannot hold becomes its repr. Never raises.
 
-    Containers are converted item by item, up to ``max_items`` each (dict keys become
-    strings, sets become lists); anything deeper than 32 levels becomes its repr.
+    Lists, tuples and dicts are converted item by item, up to ``max_items`` each (dict
+    keys become strings); anything deeper than 32 levels becomes its repr.
     Strict JSON has no NaN or Infinity: non-finite floats become the strings
     ``"nan"``, ``"inf"`` and ``"-inf"``. Integers too long to write out (over 4,300
     digits, or ``max_str``) become a summary string. With ``max_str``, strings and
@@ -81,7 +81,7 @@ def to_jsonable(value: Any, *, max_items: int = _MAX_ITEMS, max_str: int | None 
         if isinstance(value, dict):
             return {_key(k): to_jsonable(v, max_items=max_items, max_str=max_str, _depth=depth)
                     for k, v in itertools.islice(value.items(), max_items)}
-        if isinstance(value, (list, tuple, set, frozenset)):
+        if isinstance(value, (list, tuple)):
             return [to_jsonable(v, max_items=max_items, max_str=max_str, _depth=depth)
                     for v in itertools.islice(value, max_items)]
     except Exception:  # noqa: BLE001 - a container that fails while iterated (changed size…)
