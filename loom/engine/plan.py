@@ -21,6 +21,7 @@ from loom.registry import NodeSpec, PortSpec, Registry, compatible, value_matche
 from .policies import ERROR_PORT, PLAIN, Policy, parse_policy
 from .scopes import TOP, WireRouter, resolve_owners
 from .strategies import STRATEGIES, Strategy
+from .strategies.base import shown
 
 
 @dataclass(frozen=True)
@@ -237,6 +238,10 @@ class _Binder:
             node = dataclasses.replace(node, metadata={**spec.metadata, **node.metadata})
         meta = node.metadata
         mode = meta.get("execution_mode") if meta else None
+        if mode is not None and not isinstance(mode, str):
+            # Junk here would otherwise be a dict key below (a list: TypeError).
+            self.out.error(node, f"metadata.execution_mode must be a string, not {shown(mode)}")
+            mode = None
         binding = self._cache.get((node.type, mode))
         if binding is None or not binding.static:
             binding = self._binding(node, mode)
@@ -392,10 +397,10 @@ def _check_inputs(plan: Plan, out: _Collector, wired: set[tuple[int, str]]) -> N
 
 def _check_property(node: Node, port: PortSpec, value: Any, out: _Collector) -> None:
     if not value_matches(value, port.type, port.nullable):
-        out.error(node, f"property {port.name!r} should be {port.type}, not {value!r}")
+        out.error(node, f"property {port.name!r} should be {port.type}, not {shown(value)}")
     elif port.choices and value not in port.choices and not (value is None and port.nullable):
         options = ", ".join(map(repr, port.choices))
-        out.error(node, f"property {port.name!r} must be one of {options}, not {value!r}")
+        out.error(node, f"property {port.name!r} must be one of {options}, not {shown(value)}")
 
 
 def _check_cycles(plan: Plan, out: _Collector) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..strategies.base import Setting
+from ..strategies.base import Setting, shown
 from .base import EventSource, SourceFactory, SourceServices, Trigger, WaveResult
 from .files import FILE_CHANGE_SETTINGS, FileChangeSource, check_file_change
 from .files import QUEUE_SIZE as FILE_CHANGE_QUEUE_SIZE
@@ -71,7 +71,7 @@ def check_settings(event_type: Any, metadata: Mapping[str, Any]) -> list[str]:
     """
     check = _CHECKS.get(event_type) if isinstance(event_type, str) else None
     if check is None:
-        return [f"metadata.event_type must be one of {', '.join(SOURCES)}, not {event_type!r}"]
+        return [f"metadata.event_type must be one of {', '.join(SOURCES)}, not {shown(event_type)}"]
     return check(metadata)
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ..strategies.base import Setting, check_setting
+from ..strategies.base import Setting, check_setting, is_finite, shown
 
 #: A check that replaces :func:`check_setting` for one setting: a message or None.
 Validator = Callable[[Any], str | None]
@@ -26,9 +26,9 @@ def is_number(value: Any) -> bool:
 
 def positive_number(value: Any) -> str | None:
     """Validator: a number strictly above 0 (intervals, timeouts)."""
-    if is_number(value) and value > 0:
+    if is_number(value) and is_finite(value) and value > 0:
         return None
-    return f"must be a number above 0, not {value!r}"
+    return f"must be a number above 0, not {shown(value)}"
 
 
 def check_values(table: tuple[Setting, ...], metadata: Mapping[str, Any],

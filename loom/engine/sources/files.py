@@ -79,7 +79,7 @@ from watchdog.events import (
 from watchdog.observers.api import ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
-from ..strategies.base import Setting
+from ..strategies.base import Setting, shown
 from ._common import cancel_and_wait, check_values, failure_of, resolve, utc_now
 from .base import SourceServices, Trigger
 from .services import log, stop_observer
@@ -121,21 +121,21 @@ _WATCH_LIMITS = (errno.ENOSPC, errno.EMFILE)
 def _check_watch_path(value: Any) -> str | None:
     if isinstance(value, str) and value.strip():
         return None
-    return f"must be a path (a non-empty string), not {value!r}"
+    return f"must be a path (a non-empty string), not {shown(value)}"
 
 
 def _check_patterns(value: Any) -> str | None:
     if isinstance(value, str) or (isinstance(value, list)
                                   and all(isinstance(p, str) for p in value)):
         return None
-    return f"must be a list of globs or one comma-separated string, not {value!r}"
+    return f"must be a list of globs or one comma-separated string, not {shown(value)}"
 
 
 def _check_events(value: Any) -> str | None:
     if (isinstance(value, list) and value
             and all(isinstance(k, str) and k in KINDS for k in value)):
         return None
-    return f"must be a non-empty list of {', '.join(KINDS)}, not {value!r}"
+    return f"must be a non-empty list of {', '.join(KINDS)}, not {shown(value)}"
 
 
 _VALIDATORS = {"watch_path": _check_watch_path, "patterns": _check_patterns,

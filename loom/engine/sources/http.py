@@ -69,7 +69,7 @@ from urllib.parse import parse_qsl
 from aiohttp import hdrs, web
 from multidict import MultiMapping
 
-from ..strategies.base import Setting
+from ..strategies.base import Setting, shown
 from ..values import to_jsonable
 from ._common import check_values, positive_number, resolve, utc_now
 from .base import Admission, SourceServices, Trigger, WaveResult
@@ -113,19 +113,19 @@ HTTP_REQUEST_SETTINGS: tuple[Setting, ...] = (
 def _check_port(value: Any) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 65535:
         return None
-    return f"must be a port number from 0 to 65535, not {value!r}"
+    return f"must be a port number from 0 to 65535, not {shown(value)}"
 
 
 def _check_path(value: Any) -> str | None:
     if isinstance(value, str) and value.startswith("/"):
         return None
-    return f"must be a URL path starting with '/', not {value!r}"
+    return f"must be a URL path starting with '/', not {shown(value)}"
 
 
 def _check_host(value: Any) -> str | None:
     if isinstance(value, str) and value.strip():
         return None
-    return f"must be a host name or address, not {value!r}"
+    return f"must be a host name or address, not {shown(value)}"
 
 
 _VALIDATORS = {"port": _check_port, "path": _check_path, "host": _check_host,

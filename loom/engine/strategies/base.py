@@ -12,6 +12,8 @@ the scheduler.
 
 from __future__ import annotations
 
+import math
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -41,41 +43,88 @@ class Setting:
     minimum: float | None = None
 
 
+class _Shown(reprlib.Repr):
+    """A short repr that never fails on what a hand-edited file may hold."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel, self.maxlist, self.maxdict, self.maxtuple = 3, 4, 4, 4
+        self.maxstring, self.maxother, self.maxlong = 40, 40, 40
+
+    def repr_int(self, x: int, level: int) -> str:
+        # repr() of an int over 4,300 digits raises ValueError (CPython's limit).
+        digits = int(x.bit_length() * math.log10(2)) + 1
+        if digits > self.maxlong:
+            sign = "a negative" if x < 0 else "an"
+            return f"{sign} integer of about {digits} digits"
+        return repr(x)
+
+
+_SHOWN = _Shown()
+SHOWN_LIMIT = 80
+
+
+def shown(value: Any) -> str:
+    """``value`` as a validation message shows it: short, and never raising.
+
+    Settings come from files people edit by hand, so they may hold anything JSON
+    can: a 5,000-digit integer, a list nested thousands deep, a huge string.
+    """
+    try:
+        text = _SHOWN.repr(value)
+    except Exception:  # noqa: BLE001 - a value's own __repr__ may raise anything
+        return f"a {type(value).__name__}"
+    return text if len(text) <= SHOWN_LIMIT else text[:SHOWN_LIMIT - 3] + "..."
+
+
+def is_finite(value: int | float) -> bool:
+    """True for a number ``float()`` can hold that is neither NaN nor infinite."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def check_setting(setting: Setting, value: Any, known_ids: Mapping[str, Any]) -> str | None:
-    """A message saying what is wrong with one setting's value, or None."""
-    kind = setting.kind
+    """A message saying what is wrong with one setting's value, or None.
+
+    Never raises, whatever the value: files are edited by hand and fuzzed.
+    """
+    kind, seen = setting.kind, shown(value)
     if kind == "int" and not _is_int(value):
-        return f"must be an integer, not {value!r}"
+        return f"must be an integer, not {seen}"
     if kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        return f"must be a number, not {value!r}"
+        return f"must be a number, not {seen}"
+    if kind == "float" and not is_finite(value):
+        # NaN passes every comparison with a minimum, and none of these is a duration.
+        return f"must be a finite number, not {seen}"
     if kind == "bool" and not isinstance(value, bool):
-        return f"must be true or false, not {value!r}"
+        return f"must be true or false, not {seen}"
     if kind == "str" and not isinstance(value, str):
-        return f"must be a string, not {value!r}"
-    if kind == "choice" and value not in setting.choices:
-        return f"must be one of {', '.join(setting.choices)}, not {value!r}"
+        return f"must be a string, not {seen}"
+    if kind == "choice" and not (isinstance(value, str) and value in setting.choices):
+        return f"must be one of {', '.join(setting.choices)}, not {seen}"
     if kind == "object" and not isinstance(value, dict):
-        return f"must be an object, not {value!r}"
+        return f"must be an object, not {seen}"
     if kind == "list" and not isinstance(value, list):
-        return f"must be a list, not {value!r}"
+        return f"must be a list, not {seen}"
     if (kind in ("int", "float") and setting.minimum is not None
             and value < setting.minimum):
-        return f"must be at least {setting.minimum:g}, not {value!r}"
+        return f"must be at least {setting.minimum:g}, not {seen}"
     if kind == "node_id":
         return _check_ids([value], known_ids)
     if kind == "node_ids":
         if not isinstance(value, list):
-            return f"must be a list of node ids, not {value!r}"
+            return f"must be a list of node ids, not {seen}"
         return _check_ids(value, known_ids)
     if kind == "node_id_lists":
         groups = list(value.values()) if isinstance(value, dict) else value
         if not isinstance(groups, list) or not all(isinstance(v, list) for v in groups):
-            return ("must be a list of lists of node ids (or an object of named lists), "
-                    f"not {value!r}")
+            return f"must be a list of lists of node ids (or an object of named lists), not {seen}"
         return _check_ids([i for branch in groups for i in branch], known_ids)
     return None
 
@@ -83,11 +132,20 @@ def check_setting(setting: Setting, value: Any, known_ids: Mapping[str, Any]) ->
 def _check_ids(ids: Sequence[Any], known_ids: Mapping[str, Any]) -> str | None:
     bad = [i for i in ids if not isinstance(i, str)]
     if bad:
-        return f"node ids must be strings, not {bad[0]!r}"
+        return f"node ids must be strings, not {shown(bad[0])}"
     missing = [i for i in ids if i not in known_ids]
     if missing:
-        return f"names node(s) that do not exist: {', '.join(map(repr, missing))}"
+        return f"names node(s) that do not exist: {', '.join(map(shown, missing))}"
     return None
+
+
+def node_ids(value: Any) -> list[str]:
+    """The strings of a setting meant to list node ids; anything else is left out.
+
+    Validation reports the rest (:func:`check_setting`); plan-time code reads ids
+    through this so junk in a hand-edited file can never reach a dict look-up.
+    """
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 class Strategy:

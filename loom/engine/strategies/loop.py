@@ -52,7 +52,7 @@ from loom.registry import Branch, PortSpec
 from ..concurrency import Pool
 from ..errors import BodyFailed, LoopLimitError
 from ..values import preview
-from .base import Setting, Strategy
+from .base import Setting, Strategy, node_ids
 
 if TYPE_CHECKING:
     from ..context import RunContext
@@ -103,8 +103,8 @@ class LoopStrategy(Strategy):
 
     def scopes(self, node: Node) -> list[list[str]]:
         """The body."""
-        body = node.metadata.get("body")
-        return [list(body)] if isinstance(body, list) and body else []
+        body = node_ids(node.metadata.get("body"))
+        return [body] if body else []
 
     def body_ports(self, node: Node) -> tuple[str, ...]:
         """``item`` and ``index`` for for_each; every output for while (the current value)."""
@@ -129,7 +129,9 @@ class LoopStrategy(Strategy):
         """The result node is directly in the body; a while loop has a carried value."""
         node = planned.node
         body = node.metadata.get("body")
-        if not isinstance(body, list) or not body or body[-1] not in plan.index:
+        # Junk items were reported by validate(); only a clean body gets this far.
+        if not isinstance(body, list) or not body or body != node_ids(body) \
+                or body[-1] not in plan.index:
             return []
         last = plan.index[body[-1]]
         if plan.owner[last] != planned.index:
