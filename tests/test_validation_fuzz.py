@@ -165,7 +165,8 @@ def test_huge_integer_in_a_setting_is_reported_not_raised() -> None:
     errors = errors_of("control.for_each", {"body": ["b"], "batch_size": "x" * 5,
                                             "max_concurrent": -(10**5000)},
                        ("b", "values.number"))
-    assert any("metadata.max_concurrent" in e and "integer of about 5001 digits" in e for e in errors), errors
+    assert any("metadata.max_concurrent" in e and "integer of about 5001 digits" in e
+               for e in errors), errors
 
 
 def test_shown_is_safe_and_short() -> None:

@@ -247,6 +247,16 @@ class NodeCall:
         """
         return Body(self, members, keep)
 
+    def handled(self, failure: BodyFailed) -> None:
+        """Mark a body failure this node's own policy absorbed (a branch under
+        ``on_error: continue``, a loop item under ``continue_on_error``) as handled,
+        at every level it came through, so the result does not list it as unhandled."""
+        index, records = self.flow.state.plan.index, self.flow.state.records
+        for node_id in failure.chain:
+            i = index.get(node_id)
+            if i is not None and records[i].state is _FAILED:
+                records[i].handled = True
+
 
 class Body:
     """A scope of an owner node, wired up once and run many times (a Flow per run).
@@ -268,9 +278,11 @@ class Body:
         self._pending = {i: plan.nodes[i].n_deps for i in members}
 
     def flow(self, values: dict[str, Any], *, ctx: RunContext | None = None,
-             scope: Any = None) -> Flow:
+             scope: Any = None, cancel_reason: Callable[[], str | None] | None = None) -> Flow:
         """A flow for one run. ``scope`` names the run (an item index, a branch name):
-        events from inside carry ``scope``, the path of ``[owner id, scope]`` pairs."""
+        events from inside carry ``scope``, the path of ``[owner id, scope]`` pairs.
+        ``cancel_reason`` says why, if the owner cancels this run itself (a timeout, a
+        failed sibling); None there means the cancel came from further out."""
         seeds: list[tuple[int, str | None, Any]] = []
         for port, dst, dst_port in self._routes:
             if port not in values:
@@ -280,7 +292,7 @@ class Body:
         outer = self.call.flow
         return Flow(outer.state, self.members, outer.limit, ctx=ctx or outer.ctx, seeds=seeds,
                     keep=self.keep, scope=(*outer.scope, (self.call.planned.id, scope)),
-                    pending=self._pending)
+                    pending=self._pending, parent=outer, cancel_reason=cancel_reason)
 
 
 class Flow:
@@ -289,7 +301,8 @@ class Flow:
     def __init__(self, run: RunState, members: Iterable[int], limit: int, *,
                  ctx: RunContext | None = None, seeds: Iterable[tuple[int, str | None, Any]] = (),
                  keep: Iterable[int] = (), scope: tuple[tuple[str, Any], ...] = (),
-                 pending: dict[int, int] | None = None) -> None:
+                 pending: dict[int, int] | None = None, parent: Flow | None = None,
+                 cancel_reason: Callable[[], str | None] | None = None) -> None:
         # Only the top-level flow stops starting nodes once a stop is requested; flows
         # inside a running node (its loop items, branches, event waves) are work under
         # way, which may finish within the stop's grace period.
@@ -320,11 +333,30 @@ class Flow:
         #: members that failed with nobody handling it (``on_error`` stop)
         self.failures: list[int] = []
         self._errors: dict[int, tuple[str, str]] = {}
+        #: failed owners among the members -> the body failure that failed them (node ids
+        #: inward), so an outer owner that handles the failure can mark every level
+        self._chains: dict[int, tuple[str, ...]] = {}
         #: where this flow runs: ``(owner id, item index or branch name)`` pairs from the top
         self.scope = scope
         self._tag = {"scope": [list(pair) for pair in scope]} if scope else {}
         self._since_check = 0
         self._last_yield = time.perf_counter()
+        #: the flow of the node that runs this one (None at the top)
+        self.parent = parent
+        self._cancel_reason = cancel_reason
+
+    def stop_reason(self) -> str:
+        """Why this flow's running nodes are being cancelled: the innermost owner that
+        cancelled its own work says why (``cancelled: timeout of 2 s``); otherwise the
+        run was stopped."""
+        flow: Flow | None = self
+        while flow is not None:
+            if flow._cancel_reason is not None:
+                reason = flow._cancel_reason()
+                if reason:
+                    return reason
+            flow = flow.parent
+        return "run stopped"
 
     def emit(self, type_: str, **fields: Any) -> None:
         """Publish an event, stamped with this flow's scope when it runs inside a node."""
@@ -350,7 +382,8 @@ class Flow:
         i = self.failures[0]
         error, trace = self._errors[i]
         label = self._nodes[i].label
-        return BodyFailed(f"{label}: {error}", self._nodes[i].id, error, trace)
+        return BodyFailed(f"{label}: {error}", self._nodes[i].id, error, trace,
+                          self._chains.get(i, ()))
 
     # ------------------------------------------------------------------ driving
     async def run(self) -> None:
@@ -442,6 +475,8 @@ class Flow:
         for key in planned.mutable_defaults:
             if kwargs.get(key) is planned.defaults[key]:
                 kwargs[key] = copy.deepcopy(kwargs[key])
+        if rec.error is not None or rec.reason is not None:
+            _forget_last_run(rec)
         rec.state = _RUNNING
         rec.inputs = kwargs
         rec.attempts = 1
@@ -482,6 +517,8 @@ class Flow:
         kwargs = self._arrived.pop(i, None)
         if kwargs is None:
             kwargs = dict(planned.defaults)
+        if rec.error is not None or rec.reason is not None:
+            _forget_last_run(rec)
         rec.state = _RUNNING
         rec.inputs = kwargs
         rec.attempts = 1
@@ -541,7 +578,7 @@ class Flow:
         rec = self._records[i]
         rec.state = _STOPPED
         rec.duration_ms = (time.perf_counter() - started) * 1000.0
-        rec.reason = "run stopped"
+        rec.reason = self.stop_reason()
         self.emit("node_stopped", node=self._nodes[i].id, reason=rec.reason)
 
     def _fail(self, i: int, exc: BaseException, started: float) -> None:
@@ -552,6 +589,7 @@ class Flow:
             return
         rec.state = _FAILED
         rec.duration_ms = (time.perf_counter() - started) * 1000.0
+        rec.outputs = None  # what an earlier item or iteration gave is not this run's
         rec.error, rec.traceback = format_error(exc)
         trace = getattr(exc, "node_traceback", None)
         if isinstance(trace, str):
@@ -570,6 +608,8 @@ class Flow:
         else:
             self.failures.append(i)
             self._errors[i] = (rec.error, rec.traceback)
+            if isinstance(exc, BodyFailed):
+                self._chains[i] = exc.chain
             failed = Skip(f"upstream failed: {planned.label}", planned.id)
             if i in self._keep:
                 self.kept[i] = failed
@@ -653,6 +693,13 @@ class Flow:
             self.kept[i] = skip
         if self.state.bus.active:
             self.emit("node_skipped", node=self._nodes[i].id, reason=skip.reason)
+
+
+def _forget_last_run(rec: NodeRecord) -> None:
+    """A body node runs again (next item, iteration, wave): its record shows this run
+    only, never a state of this run beside the error of the last."""
+    rec.error = rec.traceback = rec.reason = None
+    rec.handled = False
 
 
 def _being_cancelled() -> bool:

@@ -17,6 +17,9 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+import aiolimiter
+import tenacity
+
 from .context import NodeContext, RunContext
 from .dask_executor import DaskExecutor
 from .executors import Executor, ThreadExecutor
@@ -29,9 +32,10 @@ if TYPE_CHECKING:
     from .flow import RunState
     from .plan import PlannedNode
 
-#: Frames from these folders are plumbing, not the user's code; tracebacks leave them out.
+#: Frames from these folders are plumbing, not the user's code; tracebacks leave them out
+#: (tenacity and aiolimiter wrap a node's call when it has retries or a rate limit).
 _PLUMBING = (*(str(Path(m.__file__).resolve().parent)
-                for m in (asyncio, concurrent.futures) if m.__file__),
+               for m in (asyncio, concurrent.futures, tenacity, aiolimiter) if m.__file__),
              str(Path(__file__).resolve().parent))
 
 #: Executors a node may name, by ``@node(executor=...)``; one instance per run.

@@ -181,12 +181,19 @@ class LoopStrategy(Strategy):
         record = call.flow.state.records[call.planned.index]
         record.iterations = 0
         body = call.body(call.members(), keep=[result_node])
+        # Once an item fails the loop, the items still running (parallel) are cancelled:
+        # their nodes say which item it was.
+        failed_item: list[str] = []
+
+        def cancel_reason() -> str | None:
+            return failed_item[0] if failed_item else None
 
         async def attempt_unit(k: int, ctx: RunContext, attempt: int) -> None:
             record.iterations += 1
             call.emit("loop_iteration", iteration=k, total=len(units), attempt=attempt,
                       item=preview(units[k]))
-            flow = body.flow({"item": units[k], "index": k}, ctx=ctx, scope=k)
+            flow = body.flow({"item": units[k], "index": k}, ctx=ctx, scope=k,
+                             cancel_reason=cancel_reason)
             await flow.run()
             if flow.failures:
                 raise flow.first_failure()
@@ -204,7 +211,10 @@ class LoopStrategy(Strategy):
                         await attempt_unit(k, ctx, attempt.retry_state.attempt_number)
             except BodyFailed as exc:
                 if not keep_going:
+                    if not failed_item:
+                        failed_item.append(f"cancelled: item {k} failed")
                     raise exc.within(f"item {k}") from None
+                call.handled(exc)
                 errors.append({"index": k, "node": exc.node_id, "error": exc.error})
 
         pool = Pool(len(units), int(self.setting(node, "max_concurrent")) if parallel else 1)

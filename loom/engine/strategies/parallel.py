@@ -124,14 +124,15 @@ class ParallelStrategy(Strategy):
         pool = Pool(len(run.found), 1 if self.setting(node, "strategy") == "sequential"
                     else int(limit))
         global_timeout = self.setting(node, "global_timeout")
+        run.global_timeout = None if global_timeout is None else float(global_timeout)
+        run.deadline = asyncio.timeout(run.global_timeout)
         try:
-            if global_timeout is None:
+            async with run.deadline:
                 await pool.run(run.branch)
-            else:
-                async with asyncio.timeout(float(global_timeout)):
-                    await pool.run(run.branch)
         except TimeoutError:
-            message = f"global_timeout of {float(global_timeout):g} s reached"
+            if not run.deadline.expired():
+                raise  # a branch's own timeout under fail_fast: its error names the branch
+            message = f"global_timeout of {run.global_timeout:g} s reached"
             run.time_out_the_rest(message)
             if run.on_error == "fail_fast":
                 raise BranchTimeout(f"{call.label}: {message}") from None
@@ -159,6 +160,11 @@ class _Branches:
         self.done: set[int] = set()
         self.record = call.flow.state.records[call.planned.index]
         self.record.iterations = 0
+        #: the whole node's ``global_timeout`` and its deadline (set by execute)
+        self.global_timeout: float | None = None
+        self.deadline = asyncio.timeout(None)
+        #: why branches still running are being cancelled, once one failed under fail_fast
+        self.sibling_failed: str | None = None
 
     async def branch(self, k: int) -> None:
         """Run branch ``k`` on a clone of the context; record and publish how it ended."""
@@ -166,25 +172,38 @@ class _Branches:
         started = time.perf_counter()
         self.record.iterations += 1
         result_node = call.result_node(ids)
+        own = asyncio.timeout(self.timeout)
+
+        def cancel_reason() -> str | None:
+            # Asked by the branch's nodes as they are cancelled: whose deadline it was.
+            if own.expired():
+                return f"cancelled: timeout of {self.timeout:g} s"
+            if self.deadline.expired():
+                return f"cancelled: global_timeout of {self.global_timeout:g} s"
+            return self.sibling_failed
+
         flow = call.body(call.members(ids), keep=[result_node]).flow(
-            {BODY_PORT: self.value}, ctx=call.ctx.clone(), scope=name)
+            {BODY_PORT: self.value}, ctx=call.ctx.clone(), scope=name, cancel_reason=cancel_reason)
         try:
-            if self.timeout is None:
-                await flow.run()
-            else:
-                try:
-                    async with asyncio.timeout(self.timeout):
-                        await flow.run()
-                except TimeoutError:
-                    raise BranchTimeout(f"branch {name!r} timed out after "
-                                        f"{self.timeout:g} s") from None
+            try:
+                async with own:
+                    await flow.run()
+            except TimeoutError:
+                if not own.expired():
+                    raise
+                raise BranchTimeout(f"branch {name!r} timed out after "
+                                    f"{self.timeout:g} s") from None
             if flow.failures:
                 raise flow.first_failure().within(f"branch {name!r}")
         except (BodyFailed, BranchTimeout) as exc:
             self.failed[k] = exc
             _completed(call, k, name, started, error=exc)
             if self.on_error == "fail_fast":
+                if self.sibling_failed is None:
+                    self.sibling_failed = f"cancelled: sibling branch {name!r} failed (fail_fast)"
                 raise
+            if isinstance(exc, BodyFailed):
+                call.handled(exc)  # the node's on_error dealt with it
             return
         except asyncio.CancelledError:
             _completed(call, k, name, started, cancelled=True)
