@@ -21,6 +21,10 @@ works on a copy-on-write clone). Settings:
   (in branch order);
 - ``strategy``: ``sequential`` runs the branches one after another (debugging).
 
+A node cancelled because its branch timed out or a sibling failed records why
+(``cancelled: timeout of 2 s``, ``cancelled: sibling branch 'b' failed (fail_fast)``);
+failed branches that ``continue`` or ``ignore`` absorbed are marked handled.
+
 Outputs: ``results``, ``errors`` and ``execution_info`` (``total``, ``completed``,
 ``failed``, ``duration_ms`` and ``concurrent_peak``, measured). Each branch's
 result is published as ``branch_completed`` the moment it finishes.
