@@ -120,6 +120,18 @@ async def test_a_branch_timeout_says_so_on_the_cancelled_node() -> None:
     assert event["reason"] == "cancelled: timeout of 0.1 s"
 
 
+async def test_nodes_a_timed_out_branch_never_started_say_why() -> None:
+    # Was: "p done without running it".
+    graph = parallel_graph([[("quick", "t.nap", {"tag": "q"})],
+                            [("stuck", "t.sleeper", {"tag": "s"}), ("next", "t.value")]],
+                           timeout=0.1, on_error="continue")
+    graph.connect("stuck", "out", "next", "value")
+    result, rec = await run_graph(graph, REG)
+    assert result.nodes["next"].state is NodeState.SKIPPED
+    assert result.nodes["next"].reason == "cancelled: timeout of 0.1 s"
+    assert [e["reason"] for e in rec.of("node_skipped")] == ["cancelled: timeout of 0.1 s"]
+
+
 async def test_a_global_timeout_says_so_on_the_cancelled_node() -> None:
     graph = parallel_graph(QUICK_AND_STUCK, global_timeout=0.1, on_error="continue")
     result, _ = await run_graph(graph, REG)

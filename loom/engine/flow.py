@@ -395,11 +395,27 @@ class Flow:
             skip = self._deliver(dst, dst_port, value)
             if skip is not None:
                 self._skip_downstream(dst, skip, mark=True)
-        if self.limit == 1 and not self._long_ready and not any(
-                self._nodes[i].long_running for i in self._members):
-            await self._run_serial()
-        else:
-            await self._run_concurrent()
+        try:
+            if self.limit == 1 and not self._long_ready and not any(
+                    self._nodes[i].long_running for i in self._members):
+                await self._run_serial()
+            else:
+                await self._run_concurrent()
+        except asyncio.CancelledError:
+            if self.parent is not None:
+                self._skip_unstarted()
+            raise
+
+    def _skip_unstarted(self) -> None:
+        """A body flow cancelled by its owner: members it never started are skipped,
+        saying why (the top-level flow's are left to the manager, which knows the run's
+        status)."""
+        reason: Skip | None = None
+        for i in self._members:
+            if self._records[i].state in (NodeState.PENDING, _QUEUED):
+                if reason is None:
+                    reason = Skip(self.stop_reason(), self.scope[-1][0] if self.scope else "")
+                self._mark_skipped(i, reason)
 
     async def _run_serial(self) -> None:
         ready, nodes, pop, clock = self._ready, self._nodes, heapq.heappop, time.perf_counter
