@@ -126,13 +126,21 @@ def print_summary(result: RunResult, graph: Graph, out: IO[str], err: IO[str]) -
                           f"{escape(short_repr(value))}")
     errors = _OutputConsole(file=err, highlight=False, soft_wrap=True)
     for node_id, rec in result.nodes.items():
+        label = graph.nodes[node_id].label
         if rec.state is NodeState.FAILED:
-            errors.print(f"[red]node {escape(graph.nodes[node_id].label)} failed:[/] "
+            # A failure its own or its owner's on_error dealt with did not fail the run.
+            handled = " (handled)" if rec.handled else ""
+            errors.print(f"[red]node {escape(label)} failed{handled}:[/] "
                          f"{escape(str(rec.error))}")
             if rec.traceback:
                 errors.print(rec.traceback.rstrip(), markup=False)
-    if result.cancelled:
-        errors.print(f"[yellow]cancelled by the stop:[/] {escape(', '.join(result.cancelled))}")
+        elif rec.state is NodeState.STOPPED and rec.reason and rec.reason != "run stopped":
+            # Cancelled by its owner (a timeout, a failed sibling), not by a stop request.
+            errors.print(f"[yellow]node {escape(label)} {escape(rec.reason)}[/]")
+    by_stop = [node_id for node_id in result.cancelled
+               if result.nodes[node_id].reason in (None, "run stopped")]
+    if by_stop:
+        errors.print(f"[yellow]cancelled by the stop:[/] {escape(', '.join(by_stop))}")
     for node_id in result.abandoned:
         errors.print(f"[yellow]node {escape(node_id)} was still running in a worker thread "
                      "when the run ended[/]")

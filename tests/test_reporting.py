@@ -9,11 +9,13 @@ tracebacks show the user's code, not tenacity's or aiolimiter's.
 from __future__ import annotations
 
 import asyncio
+import io
 from typing import Any
 
 from helpers import graph_of, registry_of, run_graph, states
 
 from loom import node
+from loom.console import print_summary
 from loom.engine import ExecutionManager, NodeState, RunStatus
 
 cleanup: list[str] = []
@@ -260,3 +262,20 @@ async def test_retried_node_traceback_shows_user_code_not_tenacity() -> None:
     trace = result.nodes["f"].traceback or ""
     assert 'raise RuntimeError("still broken")' in trace
     assert "tenacity" not in trace and "aiolimiter" not in trace, trace
+
+
+# ------------------------------------------------------------------ finding 12: summary
+
+
+async def test_terminal_summary_says_why_nodes_were_cancelled_and_what_was_handled() -> None:
+    graph = parallel_graph([[("quick", "t.nap", {"tag": "q"})],
+                            [("stuck", "t.sleeper", {"tag": "s"})], [("bad", "t.boom")]],
+                           timeout=0.1, on_error="continue")
+    result, _ = await run_graph(graph, REG)
+    out, err = io.StringIO(), io.StringIO()
+    print_summary(result, graph, out, err)
+    assert out.getvalue().startswith("succeeded")
+    lines = err.getvalue().splitlines()
+    assert "node stuck cancelled: timeout of 0.1 s" in lines
+    assert "node bad failed (handled): ValueError: branch broke" in lines
+    assert "cancelled by the stop" not in err.getvalue(), "nobody asked to stop"
