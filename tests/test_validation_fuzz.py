@@ -11,6 +11,9 @@ that is a number). The contract here: :func:`validate`, :func:`compile_plan` and
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +27,7 @@ from loom.engine.policies import SETTINGS as POLICY_SETTINGS
 from loom.engine.sources import SOURCE_SETTINGS
 from loom.engine.strategies import STRATEGIES
 from loom.engine.strategies.base import shown
-from loom.graph import Graph, Node
+from loom.graph import Graph, Node, save_graph
 
 FUZZ = settings(max_examples=300, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -179,3 +182,18 @@ def test_shown_is_safe_and_short() -> None:
     assert shown(math.nan) == "nan"
     assert shown("a") == "'a'"
     assert shown({"k": [1, 2]}) == "{'k': [1, 2]}"
+
+
+def test_loom_validate_reports_a_junk_body_with_exit_2(tmp_path: Path) -> None:
+    # Was: a TypeError traceback and exit 1 from `loom validate` and `loom run`.
+    graph = graph_of([("loop", "control.for_each", {}, {"body": ["b", ["c"], {"d": 1}]}),
+                      ("b", "values.number")])
+    path = tmp_path / "junk.loom"
+    save_graph(graph, path)
+    for command in ("validate", "run"):
+        proc = subprocess.run([sys.executable, "-m", "loom", command, str(path)],
+                              capture_output=True, text=True, check=False, timeout=60)
+        assert proc.returncode == 2, proc.stderr
+        assert "loop: metadata.body node ids must be strings, not ['c']" in \
+            proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stderr
