@@ -60,8 +60,13 @@ junk = st.recursive(
                                             inner, max_size=4)),
     max_leaves=12,
 )
+# Near-valid objects too, so the checks get past "is it a dict with a key".
+rate_limits = st.fixed_dictionaries({"key": st.one_of(st.just("api"), junk)},
+                                    optional={"per_second": st.one_of(numbers, junk)})
 metadata = st.one_of(
     st.dictionaries(st.sampled_from(KEYS), junk, max_size=6),
+    st.dictionaries(st.sampled_from(KEYS), junk, max_size=3).flatmap(
+        lambda m: rate_limits.map(lambda r: {**m, "rate_limit": r})),
     st.dictionaries(st.sampled_from(KEYS), junk, max_size=3).map(
         lambda m: {**m, "body": [], "parallel_branches": []}),
 )
@@ -151,6 +156,17 @@ def test_loop_body_ending_in_a_non_id_item_is_an_issue() -> None:
 def test_policy_numbers_name_the_node_and_field(key: str, value: Any) -> None:
     errors = errors_of("values.number", {key: value})
     assert any(e.startswith(f"loop: metadata.{key} ") for e in errors), errors
+
+
+@pytest.mark.parametrize("per_second", [10**5000, 10**400, math.inf, math.nan, 5e-324, 0, -1,
+                                        True, "5", None],
+                         ids=["5001 digits", "401 digits", "inf", "nan", "denormal", "0", "-1",
+                              "true", "str", "null"])
+def test_rate_limit_numbers_name_the_node_and_field(per_second: Any) -> None:
+    # Was: OverflowError (int too large to convert to float) for 10**400.
+    errors = errors_of("values.number", {"rate_limit": {"key": "api", "per_second": per_second}})
+    assert any(e.startswith('loop: metadata.rate_limit needs "per_second"') for e in errors), \
+        errors
 
 
 @pytest.mark.parametrize(("key", "value"), [

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt, wait_exponential, wait_none
 
-from .strategies.base import Setting, check_setting
+from .strategies.base import Setting, check_setting, is_finite
 
 T = TypeVar("T")
 
@@ -108,7 +108,9 @@ def _parse_rate_limit(value: Mapping[str, Any]) -> tuple[RateLimit | None, str |
     key, per_second = value.get("key"), value.get("per_second")
     if not isinstance(key, str) or not key:
         return None, 'needs a "key" string naming what is limited'
-    if isinstance(per_second, bool) or not isinstance(per_second, (int, float)) or per_second <= 0:
+    if isinstance(per_second, bool) or not isinstance(per_second, (int, float)) \
+            or not is_finite(per_second) or per_second <= 0 or not is_finite(1.0 / per_second):
+        # The limiter refills every 1/per_second s: both must be real, finite numbers.
         return None, 'needs "per_second", a number above 0'
     return RateLimit(key, float(per_second)), None
 
