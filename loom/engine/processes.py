@@ -21,17 +21,25 @@ import multiprocessing.connection
 import os
 import pickle
 import sys
-import threading
 import traceback
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing.process import BaseProcess
 from typing import Any
 
 import cloudpickle  # type: ignore[import-untyped]  # ships no type information
 
 from loom.registry.registry import PACK_PACKAGE
+
+from .process_pool import (
+    Lifeline,
+    internals,
+    run_in_thread,
+    spawn_workers,
+    start_pool,
+    stop_broken_pool,
+    stop_pool,
+)
 
 #: Folder packs are imported as submodules of this synthetic package (see
 #: loom.registry.registry); workers cannot import them, so they travel by value.
@@ -42,9 +50,6 @@ _PACK_PREFIX = PACK_PACKAGE + "."
 _PRELOAD = __name__
 
 _CLOSED = "the run's process executor is closed"
-
-#: Seconds a worker gets to exit (after its exit sentinel or SIGTERM) before SIGKILL.
-_EXIT_TIMEOUT = 2.0
 
 #: The stdlib's own "remote traceback" carrier: the worker's formatted traceback,
 #: attached as ``__cause__`` (what concurrent.futures does for its own workers).
@@ -109,6 +114,10 @@ class ProcessExecutor:
         if sys.platform == "win32":  # the most processes Windows' pool can wait on
             self._max_workers = min(self._max_workers, 61)
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._lifeline: Lifeline | None = None  # the pool's; cut when the pool stops
+        # The pool being started (in a thread): shared by the calls that need it and
+        # awaited by aclose(), its owner.
+        self._starting: asyncio.Task[None] | None = None
         self._running: dict[concurrent.futures.Future[Any], str] = {}
         # Only as many calls as workers enter the pool: a call submitted to a busy
         # pool is queued in a pipe, marked "running" and can no longer be cancelled.
@@ -129,7 +138,7 @@ class ProcessExecutor:
         try:
             if self._closed:  # woken by aclose(), which frees one slot to wake the waiters
                 raise RuntimeError(_CLOSED)
-            future = self._submit(payload)
+            future = await self._submit(payload)
         except BaseException:
             self._slots.release()  # when closed, this wakes the next waiting call
             raise
@@ -141,17 +150,11 @@ class ProcessExecutor:
         """Start every worker now, so the first calls do not wait for them. Safe to repeat."""
         if self._closed:
             raise RuntimeError(_CLOSED)
-        pool = self._ensure_pool()
-        if len(_internals(pool)._processes) >= self._max_workers:
+        pool = await self._started_pool()
+        if len(internals(pool)._processes) >= self._max_workers:
             return
-        # Starting a worker blocks until the forkserver has forked it (the first time
-        # in this process: until the server has started), so not on the loop thread.
-        done, thread = _in_thread(functools.partial(_spawn_workers, pool), "loom-process-warm")
-        try:
-            await done
-        finally:
-            if done.done():
-                thread.join()  # it has nothing left to do but return
+        # Starting a worker blocks until the forkserver has forked it, so not on the loop.
+        await run_in_thread(functools.partial(spawn_workers, pool), "loom-process-warm")
 
     async def aclose(self, grace: float) -> list[str]:
         """Stop taking work, give running calls ``grace`` seconds, terminate the rest.
@@ -163,8 +166,13 @@ class ProcessExecutor:
         if not self._closed:
             self._closed = True
             self._slots.release()  # wakes the first waiting call; each passes it on
+        if self._starting is not None:
+            # Its failure is reported to the calls that waited for it; a pool it
+            # started after the close is stopped here like any other.
+            await asyncio.gather(self._starting, return_exceptions=True)
         pool, self._pool = self._pool, None
-        if pool is None:
+        lifeline, self._lifeline = self._lifeline, None
+        if pool is None or lifeline is None:
             return []
         pending = [f for f in list(self._running) if not f.done()]
         if pending and grace > 0:
@@ -176,27 +184,48 @@ class ProcessExecutor:
                 if waiter.done() and not waiter.cancelled():
                     waiter.exception()  # the caller of call() sees it; don't log it twice
         still = [label for f, label in list(self._running.items()) if not f.done()]
-        await _stop_pool(pool, terminate=bool(still))
+        await stop_pool(pool, lifeline, terminate=bool(still))
         return still
 
     # ------------------------------------------------------------------ internals
-    def _ensure_pool(self) -> concurrent.futures.ProcessPoolExecutor:
-        if self._pool is None:
-            start_forkserver()
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                self._max_workers, mp_context=multiprocessing.get_context(_start_method()))
+    async def _started_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        """The pool, started first (off the loop) if need be; all callers share one start."""
+        while self._pool is None:
+            if self._closed:
+                raise RuntimeError(_CLOSED)
+            if self._starting is None:
+                self._starting = asyncio.create_task(self._start(), name="loom-process-start")
+            # Shielded: a cancelled call must not abandon a start that others share.
+            await asyncio.shield(self._starting)
         return self._pool
 
-    def _submit(self, payload: bytes) -> concurrent.futures.Future[Any]:
-        pool = self._ensure_pool()
+    async def _start(self) -> None:
+        try:
+            pool, lifeline = await start_pool(
+                self._max_workers, multiprocessing.get_context(_start_method()), start_forkserver)
+        finally:
+            self._starting = None
+        if self._closed:  # aclose() came meanwhile and is waiting for this start
+            await stop_pool(pool, lifeline, terminate=False)
+            return
+        self._pool, self._lifeline = pool, lifeline
+
+    async def _submit(self, payload: bytes) -> concurrent.futures.Future[Any]:
+        pool = await self._started_pool()
+        if self._closed:
+            raise RuntimeError(_CLOSED)
         try:
             return pool.submit(_call_pickled, payload)
         except concurrent.futures.process.BrokenProcessPool:
             # A worker died (a crash in native code, os._exit): the stdlib then fails
             # the calls in flight and refuses new ones. Later calls get a new pool.
-            self._pool = None
-            _stop_broken_pool(pool)
-            return self._ensure_pool().submit(_call_pickled, payload)
+            if self._pool is pool and self._lifeline is not None:
+                stop_broken_pool(pool, self._lifeline)
+                self._pool = self._lifeline = None
+            pool = await self._started_pool()
+            if self._closed:
+                raise RuntimeError(_CLOSED) from None
+            return pool.submit(_call_pickled, payload)
 
     def _finished(self, loop: asyncio.AbstractEventLoop,
                   future: concurrent.futures.Future[Any]) -> None:
@@ -205,106 +234,6 @@ class ProcessExecutor:
         # RuntimeError: the loop is closed, so nobody is waiting for a slot any more.
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self._slots.release)
-
-
-def _internals(pool: concurrent.futures.ProcessPoolExecutor) -> Any:
-    # ProcessPoolExecutor has no public API (before 3.14's terminate_workers) to list,
-    # pre-start or stop its worker processes; these private attributes have been
-    # stable since 3.9: _processes (pid -> Process), _shutdown_lock,
-    # _spawn_process(), _start_executor_manager_thread(), _shutdown_thread, _broken.
-    return pool
-
-
-def _spawn_workers(pool: concurrent.futures.ProcessPoolExecutor) -> None:
-    inner = _internals(pool)
-    with inner._shutdown_lock:  # submit() holds it while it spawns, too
-        if inner._shutdown_thread or inner._broken:
-            return
-        for _ in range(len(inner._processes), inner._max_workers):
-            inner._spawn_process()
-        # Its wait() covers the new workers' sentinels, so a crash is noticed.
-        inner._start_executor_manager_thread()
-
-
-def _signal(processes: list[BaseProcess], kill: bool) -> None:
-    # Only processes whose sentinel is not ready yet (the forkserver writes the exit
-    # status there): the pid of one that exited may already belong to someone else.
-    alive = [p for p in processes if not multiprocessing.connection.wait([p.sentinel], 0)]
-    for process in alive:
-        if kill:
-            process.kill()
-        else:
-            process.terminate()
-
-
-def _close_processes(processes: list[BaseProcess]) -> None:
-    # The pool joins its workers but leaves closing them to the garbage collector;
-    # close() releases each one's two pipes to the forkserver now.
-    for process in processes:
-        with contextlib.suppress(ValueError):  # still running: not after the pool's join
-            process.close()
-
-
-async def _stop_pool(pool: concurrent.futures.ProcessPoolExecutor, *, terminate: bool) -> None:
-    processes = list(_internals(pool)._processes.values())  # shutdown() forgets them
-    if terminate:
-        # The pool's manager thread sees the worker die, fails its call with
-        # BrokenProcessPool, terminates the other workers and tears the pool down.
-        _signal(processes, kill=False)
-    # shutdown(wait=True) sends idle workers their exit sentinel and joins the
-    # manager thread: that waits for processes, so not on the loop thread.
-    stopped, thread = _in_thread(
-        functools.partial(pool.shutdown, wait=True, cancel_futures=True), "loom-process-stop")
-    try:
-        done, _ = await asyncio.wait({stopped}, timeout=_EXIT_TIMEOUT)
-        if not done:  # a worker ignores SIGTERM, or hangs in its own exit handlers
-            _signal(processes, kill=True)
-        await stopped
-    except asyncio.CancelledError:
-        _signal(processes, kill=True)
-        raise
-    finally:
-        if stopped.done():
-            thread.join()  # it has nothing left to do but return
-            _close_processes(processes)
-
-
-def _stop_broken_pool(pool: concurrent.futures.ProcessPoolExecutor) -> None:
-    processes = list(_internals(pool)._processes.values())
-    # The manager thread has already terminated every worker and is joining them:
-    # this returns as soon as they are gone (milliseconds).
-    pool.shutdown(wait=True)
-    _close_processes(processes)
-
-
-def _in_thread(func: Callable[[], object],
-               name: str) -> tuple[asyncio.Future[None], threading.Thread]:
-    """Run ``func`` in a new short-lived thread; the future resolves when it returns.
-
-    Not the loop's default executor: its threads outlive the call (and the run).
-    """
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-
-    def settle(error: BaseException | None) -> None:
-        if not done.done():
-            if error is None:
-                done.set_result(None)
-            else:
-                done.set_exception(error)
-
-    def run() -> None:
-        error: BaseException | None = None
-        try:
-            func()
-        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
-            error = exc
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
-            loop.call_soon_threadsafe(settle, error)
-
-    thread = threading.Thread(target=run, name=name, daemon=True)
-    thread.start()
-    return done, thread
 
 
 def _type_name(obj: object) -> str:
