@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import multiprocessing
 import os
+import signal
+import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -21,6 +25,7 @@ from loom import node
 from loom.engine import ExecutionManager, RunStatus
 from loom.engine.invoke import EXECUTOR_FACTORIES, format_error
 from loom.engine.processes import ProcessCallError, ProcessExecutor, start_forkserver
+from loom.graph import Graph, Node, save_graph
 from loom.registry import Registry
 
 # The forkserver and the resource tracker it needs are one server process each per
@@ -96,6 +101,15 @@ def _pid_then_sleep(path: str, seconds: float = 30.0) -> str:
     while time.monotonic() < deadline:
         time.sleep(0.01)
     return "slept"
+
+
+def _spin_with_a_child(path: str) -> None:
+    """Start a child process, write "worker child" pids to ``path``, spin for ever."""
+    child = subprocess.Popen(["sleep", "600"])
+    Path(path + ".tmp").write_text(f"{os.getpid()} {child.pid}")
+    os.replace(path + ".tmp", path)
+    while True:
+        pass
 
 
 def _must_be_small(x: int) -> int:
@@ -480,3 +494,84 @@ async def test_stopping_a_run_terminates_its_running_process_node(tmp_path: Path
     assert result.abandoned == ["s"]
     assert not _alive(pid)
     assert _children_left() == []
+
+
+# ------------------------------------------- workers end with the parent (issue 9)
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
+async def test_cutting_the_lifeline_ends_a_busy_worker_and_the_processes_it_started(
+        tmp_path: Path) -> None:
+    # What a parent's death does (its end of the pipe closes), done by hand here.
+    executor = ProcessExecutor()
+    marker = tmp_path / "pids"
+    task = asyncio.create_task(executor.call(_spin_with_a_child, {"path": str(marker)}, "spin"))
+    worker, child = (int(x) for x in (await _wait_for_file(marker)).split())
+    try:
+        assert os.getpgid(worker) == worker, "a worker leads its own process group"
+        assert os.getpgid(child) == worker, "what a node starts is in its worker's group"
+        assert executor._lifeline is not None
+        executor._lifeline.close()
+        with pytest.raises(concurrent.futures.process.BrokenProcessPool):
+            await asyncio.wait_for(task, 10)
+        deadline = time.monotonic() + 10
+        while _alive(worker) or _alive(child):
+            assert time.monotonic() < deadline, "the worker or its child outlived the lifeline"
+            await asyncio.sleep(0.02)
+    finally:
+        for pid in (worker, child):
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        await executor.aclose(0)
+    assert _children_left() == []
+
+
+async def test_stopping_terminates_the_processes_a_running_node_started(tmp_path: Path) -> None:
+    executor = ProcessExecutor()
+    marker = tmp_path / "pids"
+    task = asyncio.create_task(executor.call(_spin_with_a_child, {"path": str(marker)}, "spin"))
+    worker, child = (int(x) for x in (await _wait_for_file(marker)).split())
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert await executor.aclose(grace=0) == ["spin"]
+    deadline = time.monotonic() + 10
+    while _alive(worker) or _alive(child):
+        assert time.monotonic() < deadline, "the worker's child survived the stop"
+        await asyncio.sleep(0.02)
+    assert _children_left() == []
+
+
+_BESIDE_PACK = """
+    import asyncio
+    from loom import node
+
+    @node
+    async def quick(seconds: float = 0.1) -> str:
+        await asyncio.sleep(seconds)
+        return "in time"
+
+    @node(executor="process")
+    def square(x: int = 3) -> int:
+        return x * x
+"""
+
+
+def test_an_async_node_keeps_its_timeout_while_the_process_pool_starts(tmp_path: Path) -> None:
+    # Issue 9 finding 8: starting the pool (the forkserver imports Loom, 0.3-0.45 s)
+    # blocked the loop, so this node's 0.2 s timeout fired in 3 runs of 3. Each
+    # `loom run` is a fresh process: its forkserver starts cold, as for users.
+    pack = tmp_path / "beside"
+    pack.mkdir()
+    (pack / "besidepack.py").write_text(textwrap.dedent(_BESIDE_PACK))
+    graph = Graph(name="async beside process")
+    graph.settings.max_concurrency = 2
+    graph.add_node(Node("a", "besidepack.quick", metadata={"timeout": 0.2}))  # starts first
+    graph.add_node(Node("p", "besidepack.square"))
+    path = tmp_path / "beside.loom"
+    save_graph(graph, path)
+    for _ in range(3):
+        proc = subprocess.run([sys.executable, "-m", "loom", "run", str(path), "--nodes", str(pack),
+                               "--json"], capture_output=True, text=True, timeout=60, check=False)
+        result = json.loads(proc.stdout)
+        node_a = result["nodes"]["a"]
+        assert (node_a["state"], node_a["error"]) == ("done", None), result
+        assert result["status"] == "succeeded" and result["outputs"]["p"] == {"out": 9}
