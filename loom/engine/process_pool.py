@@ -133,7 +133,9 @@ async def start_pool(max_workers: int, mp_context: Any,
             pool = concurrent.futures.ProcessPoolExecutor(
                 max_workers, mp_context=mp_context, initializer=watch_parent,
                 initargs=(lifeline.reader,))
-            spawn_workers(pool, 1)
+            # The first worker only: the first submit() starts the pool's manager
+            # thread after spawning what it needs, so the manager watches them all.
+            spawn_workers(pool, 1, manage=False)
         except BaseException:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -164,8 +166,15 @@ async def start_pool(max_workers: int, mp_context: Any,
     return pool, lifeline
 
 
-def spawn_workers(pool: concurrent.futures.ProcessPoolExecutor, count: int | None = None) -> None:
-    """Start workers until the pool has ``count`` (default: all). Blocks: not on the loop."""
+def spawn_workers(pool: concurrent.futures.ProcessPoolExecutor, count: int | None = None, *,
+                  manage: bool = True) -> None:
+    """Start workers until the pool has ``count`` (default: all). Blocks: not on the loop.
+
+    With ``manage`` the pool's manager thread is started (if not yet) once they
+    exist. A manager thread waits on the sentinels of the workers that existed when
+    it last woke: submit() wakes it *before* spawning a worker, so a worker spawned
+    after it started may crash unnoticed (CPython 3.11) until something else wakes it.
+    """
     inner = internals(pool)
     with inner._shutdown_lock:  # submit() holds it while it spawns, too
         if inner._shutdown_thread or inner._broken:
@@ -173,8 +182,22 @@ def spawn_workers(pool: concurrent.futures.ProcessPoolExecutor, count: int | Non
         wanted = inner._max_workers if count is None else min(count, inner._max_workers)
         for _ in range(len(inner._processes), wanted):
             inner._spawn_process()
-        # Its wait() covers the new workers' sentinels, so a crash is noticed.
-        inner._start_executor_manager_thread()
+        if inner._executor_manager_thread is not None:
+            inner._executor_manager_thread_wakeup.wakeup()  # to watch the new ones too
+        elif manage:  # it starts waiting with the new workers' sentinels
+            inner._start_executor_manager_thread()
+
+
+def submit(pool: concurrent.futures.ProcessPoolExecutor, func: Callable[..., T],
+           *args: Any) -> concurrent.futures.Future[T]:
+    """``pool.submit``, making sure a worker it spawns is watched (see :func:`spawn_workers`)."""
+    inner = internals(pool)
+    before = len(inner._processes)
+    future = pool.submit(func, *args)
+    if len(inner._processes) != before:
+        with contextlib.suppress(OSError, ValueError):  # shut down meanwhile: nothing to watch
+            inner._executor_manager_thread_wakeup.wakeup()
+    return future
 
 
 def _signal(processes: list[BaseProcess], kill: bool) -> None:

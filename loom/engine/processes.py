@@ -39,6 +39,7 @@ from .process_pool import (
     start_pool,
     stop_broken_pool,
     stop_pool,
+    submit,
 )
 
 #: Folder packs are imported as submodules of this synthetic package (see
@@ -46,8 +47,9 @@ from .process_pool import (
 _PACK_PREFIX = PACK_PACKAGE + "."
 
 #: Preloaded by the forkserver, so every worker starts with Loom already imported
-#: (a fresh import of the engine costs about 0.2 s, and each run has its own workers).
-_PRELOAD = __name__
+#: (a fresh import of the engine costs about 0.2 s, and each run has its own workers),
+#: and with Ctrl+C ignored (see loom.engine.forkserver_setup).
+_PRELOAD = (__name__, __name__.rpartition(".")[0] + ".forkserver_setup")
 
 _CLOSED = "the run's process executor is closed"
 
@@ -85,8 +87,9 @@ def start_forkserver() -> None:
     server: Any = getattr(forkserver, "_forkserver", None)
     if server is not None and getattr(server, "_forkserver_pid", 0) is None:
         preload = list(getattr(server, "_preload_modules", ["__main__"]))
-        if _PRELOAD not in preload:
-            forkserver.set_forkserver_preload([*preload, _PRELOAD])
+        missing = [name for name in _PRELOAD if name not in preload]
+        if missing:
+            forkserver.set_forkserver_preload([*preload, *missing])
     forkserver.ensure_running()
 
 
@@ -215,7 +218,7 @@ class ProcessExecutor:
         if self._closed:
             raise RuntimeError(_CLOSED)
         try:
-            return pool.submit(_call_pickled, payload)
+            return submit(pool, _call_pickled, payload)
         except concurrent.futures.process.BrokenProcessPool:
             # A worker died (a crash in native code, os._exit): the stdlib then fails
             # the calls in flight and refuses new ones. Later calls get a new pool.
@@ -225,7 +228,7 @@ class ProcessExecutor:
             pool = await self._started_pool()
             if self._closed:
                 raise RuntimeError(_CLOSED) from None
-            return pool.submit(_call_pickled, payload)
+            return submit(pool, _call_pickled, payload)
 
     def _finished(self, loop: asyncio.AbstractEventLoop,
                   future: concurrent.futures.Future[Any]) -> None:
