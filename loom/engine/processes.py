@@ -6,6 +6,8 @@ cannot be imported by name there) and come back as small outcome objects built i
 the worker (:class:`_Returned`, :class:`_Raised`), so that neither an unpicklable
 result nor an exception that cannot be rebuilt can break the pool. Workers start
 from a forkserver (never plain ``fork``: the editor's process has Qt threads).
+How the pool starts (off the event loop) and how its workers die with this
+process, however it dies, is :mod:`loom.engine.process_pool`.
 """
 
 from __future__ import annotations
@@ -100,12 +102,12 @@ class ProcessCallError(Exception):
 class ProcessExecutor:
     """A per-run pool of worker processes, for CPU-bound sync nodes (``executor="process"``).
 
-    Created by the engine for each run, it starts its pool on the first call and
-    its workers as calls need them (or all at once with :meth:`warm`); at most
-    ``max_workers`` calls are in the pool at a time, the rest wait here, where
-    cancelling them costs nothing. The function and its inputs are sent with
-    cloudpickle; results and exceptions come back pickled, exceptions with the
-    worker's traceback as ``__cause__``.
+    Created by the engine for each run, it starts its pool on the first call (in a
+    thread: the loop runs other nodes meanwhile) and its workers as calls need them
+    (or all at once with :meth:`warm`); at most ``max_workers`` calls are in the
+    pool at a time, the rest wait here, where cancelling them costs nothing. The
+    function and its inputs are sent with cloudpickle; results and exceptions come
+    back pickled, exceptions with the worker's traceback as ``__cause__``.
 
     Scripts that run graphs with process nodes must guard their top level with
     ``if __name__ == "__main__":``: worker processes import the main script (as
@@ -169,10 +171,13 @@ class ProcessExecutor:
         if not self._closed:
             self._closed = True
             self._slots.release()  # wakes the first waiting call; each passes it on
-        if self._starting is not None:
-            # Its failure is reported to the calls that waited for it; a pool it
-            # started after the close is stopped here like any other.
-            await asyncio.gather(self._starting, return_exceptions=True)
+        starting = self._starting
+        if starting is not None:
+            # A pool it starts after the close it stops itself. asyncio.wait, not
+            # gather: a cancelled aclose() must not cancel a start others may share.
+            await asyncio.wait({starting})
+            if not starting.cancelled():
+                starting.exception()  # reported to the calls that waited for it
         pool, self._pool = self._pool, None
         lifeline, self._lifeline = self._lifeline, None
         if pool is None or lifeline is None:
