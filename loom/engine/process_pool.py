@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import fcntl
 import functools
 import multiprocessing
 import multiprocessing.connection
@@ -57,12 +56,13 @@ class Lifeline:
 
 def watch_parent(reader: Connection) -> None:
     """Worker initializer: lead a process group, and end it when ``reader`` hits end-of-file."""
-    with contextlib.suppress(OSError):  # already a group or session leader: fine as it is
-        os.setpgid(0, 0)
-    fd = reader.fileno()
+    if sys.platform != "win32":  # no process groups there: the worker alone ends
+        with contextlib.suppress(OSError):  # already a group or session leader: fine as it is
+            os.setpgid(0, 0)
     if sys.platform == "linux":
-        _sigio_on_eof(fd)
-    threading.Thread(target=_wait_for_eof, args=(fd,), name="loom-lifeline", daemon=True).start()
+        _sigio_on_eof(reader.fileno())
+    threading.Thread(target=_wait_for_eof, args=(reader,), name="loom-lifeline",
+                     daemon=True).start()
 
 
 def _sigio_on_eof(fd: int) -> None:
@@ -72,6 +72,8 @@ def _sigio_on_eof(fd: int) -> None:
     # passed from the parent, so every worker shares one open file description,
     # and its owner is per description: reopen the pipe through /proc to get one
     # of this worker's own.
+    import fcntl  # noqa: PLC0415 - POSIX only: imported where known to exist
+
     try:
         own = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
@@ -83,19 +85,20 @@ def _sigio_on_eof(fd: int) -> None:
     # died before this ran, in which case no SIGIO comes and the thread acts.
 
 
-def _wait_for_eof(fd: int) -> None:
+def _wait_for_eof(reader: Connection) -> None:
+    # Connection, not os.read: on Windows its fileno() is a pipe handle, not an fd.
     try:
-        while os.read(fd, 4096):
-            pass  # nobody writes; read until the parent's end closes
-    except OSError:
-        pass  # closed under us: the same news
+        while True:
+            reader.recv_bytes()  # nobody writes; wait until the parent's end closes
+    except (EOFError, OSError):
+        pass  # end-of-file, or closed under us: the same news
     _end_own_group()
 
 
 def _end_own_group() -> None:
     pid = os.getpid()
-    if os.getpgrp() == pid:  # only a group this worker leads: never its parent's group
-        os.killpg(pid, signal.SIGKILL)
+    if sys.platform != "win32" and os.getpgrp() == pid:
+        os.killpg(pid, signal.SIGKILL)  # only a group this worker leads, never its parent's
     os._exit(1)
 
 
@@ -211,7 +214,7 @@ def _signal(processes: list[BaseProcess], kill: bool) -> None:
         # node started with it; one still starting is in its parent's group, which
         # must not be signalled as a whole.
         with contextlib.suppress(OSError):
-            if pid is not None and os.getpgid(pid) == pid:
+            if sys.platform != "win32" and pid is not None and os.getpgid(pid) == pid:
                 os.killpg(pid, sig)
                 continue
         if kill:
