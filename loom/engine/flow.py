@@ -91,6 +91,22 @@ class RunState:
         #: flow tasks that ignored cancellation past the clean-up deadline
         self.abandoned_tasks: list[asyncio.Task[None]] = []
         self._services: Any = None
+        #: the run-wide yield clock: when some flow of this run last gave the loop a
+        #: turn. One clock for all flows, so a loop whose every body run is a handful
+        #: of inline nodes (never a long stretch on its own) still yields in time.
+        self.last_yield = time.perf_counter()
+
+    def checkpoint(self) -> Awaitable[None]:
+        """Give the loop a turn if nobody did for :data:`YIELD_INTERVAL` s (cheap otherwise).
+
+        Flows call it as they start and loops before each item, so every flow,
+        however nested, lets the editor repaint and a stop be heard.
+        """
+        now = time.perf_counter()
+        if now - self.last_yield > YIELD_INTERVAL:
+            self.last_yield = now
+            return asyncio.sleep(0)
+        return _COMPLETE
 
     def services(self) -> Any:
         """What the run's event sources share (one file-system observer), made on first use."""
@@ -340,7 +356,6 @@ class Flow:
         self.scope = scope
         self._tag = {"scope": [list(pair) for pair in scope]} if scope else {}
         self._since_check = 0
-        self._last_yield = time.perf_counter()
         #: the flow of the node that runs this one (None at the top)
         self.parent = parent
         self._cancel_reason = cancel_reason
@@ -388,6 +403,7 @@ class Flow:
     # ------------------------------------------------------------------ driving
     async def run(self) -> None:
         """Run every member; returns when all are done, failed or skipped."""
+        await self.state.checkpoint()
         for i in self._members:
             if self._pending[i] == 0:
                 self._queue(i)
@@ -419,8 +435,9 @@ class Flow:
 
     async def _run_serial(self) -> None:
         ready, nodes, pop, clock = self._ready, self._nodes, heapq.heappop, time.perf_counter
-        bus, halt = self.state.bus, self._halt
-        since_check, last_yield = 0, clock()
+        state = self.state
+        bus, halt = state.bus, self._halt
+        since_check = 0
         while ready:
             if halt is not None and halt.is_set():
                 return  # stopping: start nothing new (what is queued is reported skipped)
@@ -432,15 +449,15 @@ class Flow:
                     self._run_direct(i, planned, planned.direct)
                 else:
                     self._execute_inline(i)
-                since_check += 1
-                if since_check >= _CHECK_EVERY:  # see _checkpoint; inlined on the hot path
-                    since_check = 0
-                    if clock() - last_yield > YIELD_INTERVAL:
-                        await asyncio.sleep(0)
-                        last_yield = clock()
             else:
+                # Not counted as a yield: an async node may return without awaiting.
                 await self._execute(i)
-                last_yield = clock()
+            since_check += 1
+            if since_check >= _CHECK_EVERY:  # see RunState.checkpoint; inlined here
+                since_check = 0
+                if clock() - state.last_yield > YIELD_INTERVAL:
+                    state.last_yield = clock()
+                    await asyncio.sleep(0)
 
     async def _run_concurrent(self) -> None:
         ready, nodes = self._ready, self._nodes
@@ -476,10 +493,7 @@ class Flow:
         self._since_check += 1
         if self._since_check >= _CHECK_EVERY:
             self._since_check = 0
-            now = time.perf_counter()
-            if now - self._last_yield > YIELD_INTERVAL:
-                self._last_yield = now
-                return asyncio.sleep(0)
+            return self.state.checkpoint()
         return _COMPLETE
 
     # ------------------------------------------------------------------ one node

@@ -50,6 +50,7 @@ from loom.graph import Node
 from loom.registry import Branch, PortSpec
 
 from ..concurrency import Pool
+from ..context import StopRequested
 from ..errors import BodyFailed, LoopLimitError
 from ..values import preview
 from .base import Setting, Strategy, node_ids
@@ -199,7 +200,10 @@ class LoopStrategy(Strategy):
                 raise flow.first_failure()
             results[k] = flow.result(result_node)
 
+        state = call.flow.state
+
         async def run_unit(k: int) -> None:
+            await state.checkpoint()  # one body run may be too quick to yield on its own
             ctx = call.ctx.clone() if parallel else call.ctx
             try:
                 if attempts == 1:  # tenacity costs ~60 µs an item; skip it when not retrying
@@ -218,7 +222,11 @@ class LoopStrategy(Strategy):
                 errors.append({"index": k, "node": exc.node_id, "error": exc.error})
 
         pool = Pool(len(units), int(self.setting(node, "max_concurrent")) if parallel else 1)
-        await pool.run(run_unit)
+        # A stop starts no more items (those under way may finish in the grace period).
+        await pool.run(run_unit, stop=call.ctx.stop_flag.is_set)
+        if pool.started < len(units):
+            raise StopRequested(f"{call.label}: run stopped after {pool.started} of "
+                                f"{len(units)} items")
         errors.sort(key=lambda e: e["index"])
         info = {"total": len(units), "completed": len(units) - len(errors),
                 "failed": len(errors), "duration_ms": (time.perf_counter() - started) * 1000.0,
@@ -237,7 +245,13 @@ class LoopStrategy(Strategy):
         record = call.flow.state.records[call.planned.index]
         record.iterations = 0
         iteration = 0
+        state, stop = call.flow.state, call.ctx.stop_flag
         while True:
+            # Per iteration: an unlimited loop of quick nodes must still let the loop
+            # run (the editor, a Stop) and end on a stop.
+            await state.checkpoint()
+            if stop.is_set():
+                raise StopRequested(f"{call.label}: run stopped after {iteration} iterations")
             decision, value = _decide(await call.invoke(**inputs))
             if not decision:
                 return call.outputs(value)
