@@ -12,14 +12,18 @@ import time
 from typing import Any
 
 from loom import node
+from loom.engine import NodeContext
 
 
 @node(category="Time")
-async def delay(value: Any = None, seconds: float = 1.0) -> Any:
+async def delay(value: Any = None, seconds: float = 1.0, ctx: NodeContext | None = None) -> Any:
     """Wait for seconds, then pass value on (waits on the loop; Stop interrupts it)."""
     if seconds < 0:
         raise ValueError(f"delay: seconds must not be negative, got {seconds}")
-    await asyncio.sleep(seconds)
+    if ctx is None:  # called as a plain function, outside a run
+        await asyncio.sleep(seconds)
+    else:
+        await ctx.sleep(seconds)  # wakes at once on a stop, not after the grace period
     return value
 
 

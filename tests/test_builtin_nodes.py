@@ -493,3 +493,21 @@ async def test_stop_interrupts_a_delay(registry: Registry) -> None:
     result = await asyncio.wait_for(task, 5)
     assert result.status is RunStatus.STOPPED
     assert result.nodes["wait"].state is NodeState.STOPPED
+
+
+async def test_stop_wakes_a_delay_without_waiting_out_the_grace_period(
+        registry: Registry) -> None:
+    """Issue 9 finding 6: a plain stop (grace 30 s) ends a 60 s delay at once."""
+    graph = Graph(name="stop")
+    graph.add_node(Node("wait", "time.delay", properties={"seconds": 60}))
+    graph.add_node(Node("after", "time.delay", properties={"seconds": 0}))
+    graph.connect("wait", "out", "after", "value")
+    manager = ExecutionManager(graph, registry, stop_grace=30)
+    task = asyncio.ensure_future(manager.run())
+    await asyncio.sleep(0.05)
+    manager.request_stop()
+    # Generous: the grace period is 30 s; a delay that hears the stop ends in milliseconds.
+    result = await asyncio.wait_for(task, 10)
+    assert result.status is RunStatus.STOPPED
+    assert result.nodes["wait"].state is NodeState.STOPPED
+    assert result.nodes["after"].state is NodeState.SKIPPED

@@ -7,6 +7,8 @@ named ``ctx``: progress, logging, the stop flag and the run variables.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import threading
 import time
@@ -34,6 +36,9 @@ class RunContext:
         self.vars = Variables(copy.deepcopy(dict(variables or {})))
         #: a threading.Event so nodes running in worker threads can poll it
         self.stop_flag = threading.Event()
+        #: set together with ``stop_flag`` (the run state's ``stopping``): what async
+        #: code on the loop awaits to wake on a stop (:meth:`NodeContext.sleep`)
+        self.stopping = asyncio.Event()
         self.started = time.perf_counter()
 
     def clone(self) -> RunContext:
@@ -42,7 +47,8 @@ class RunContext:
         included) stay its own. O(1) whatever the number of variables."""
         clone = RunContext.__new__(RunContext)
         clone.bus, clone.run_id = self.bus, self.run_id
-        clone.stop_flag, clone.started = self.stop_flag, self.started
+        clone.stop_flag, clone.stopping, clone.started = (self.stop_flag, self.stopping,
+                                                          self.started)
         clone.vars = self.vars.child()
         return clone
 
@@ -94,6 +100,17 @@ class NodeContext:
         """Raise :class:`StopRequested` if the run is being stopped."""
         if self._run.stop_flag.is_set():
             raise StopRequested(f"node {self.node_id}: run stopped")
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` on the loop, or until the run is stopped: then raise
+        :class:`StopRequested` at once (a stop does not wait out the delay)."""
+        self.check_stop()
+        if seconds <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._run.stopping.wait()
+        self.check_stop()
 
     def progress(self, fraction: float | None = None, message: str | None = None,
                  **extra: Any) -> None:

@@ -79,8 +79,9 @@ class RunState:
         #: where sync nodes that could run anywhere go instead of their own executor
         #: (``loom run --executor dask``); None keeps each node's choice
         self.executor_override = executor_override
-        #: set when a stop is requested: event sources stop, the rest may finish
-        self.stopping = asyncio.Event()
+        #: set when a stop is requested: event sources stop, the rest may finish; the
+        #: context's own, so nodes waiting on ``ctx.sleep`` wake on it
+        self.stopping = ctx.stopping
         #: set when the run should end on its own (duration or max_waves reached)
         self.ending = asyncio.Event()
         #: waves in all the run may start (None: no limit); how many it started
