@@ -2,6 +2,7 @@
 
 from .context import NodeContext, RunContext, StopRequested
 from .dask_executor import DaskExecutor, ExecutorUnavailableError
+from .errors import NodeAborted
 from .events import EVENT_TYPES, Event, EventBus
 from .invoke import RUN_EXECUTORS
 from .manager import ExecutionManager
@@ -22,6 +23,7 @@ __all__ = [
     "ExecutorUnavailableError",
     "GraphValidationError",
     "Issue",
+    "NodeAborted",
     "NodeContext",
     "NodeRecord",
     "NodeState",

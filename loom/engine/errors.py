@@ -31,3 +31,27 @@ class BodyFailed(Exception):
 
 class LoopLimitError(Exception):
     """A while loop ran past its ``max_iterations``."""
+
+
+class NodeAborted(Exception):
+    """Node code raised a BaseException that is not an Exception: ``SystemExit`` (a library
+    calling ``sys.exit()``), ``KeyboardInterrupt``, ``GeneratorExit`` or a class of its own.
+
+    Such an exception would end the run, the CLI or the editor; the node fails with this
+    instead (the original is its ``__cause__``, so the traceback shows where it was raised).
+    A real Ctrl+C never reaches node code as one: the CLI turns it into a stop.
+    """
+
+
+def node_aborted(exc: BaseException) -> NodeAborted:
+    """The :class:`NodeAborted` standing for ``exc``; raise it ``from exc``."""
+    try:
+        detail = str(exc)
+    except Exception:  # noqa: BLE001 - an unprintable exception still fails its node clearly
+        detail = "<unprintable>"
+    if len(detail) > 200:
+        detail = detail[:200] + "…"
+    kind = type(exc).__name__
+    hint = " (sys.exit() called in the node?)" if isinstance(exc, SystemExit) else ""
+    return NodeAborted(f"the node raised {kind}{f'({detail})' if detail else ''}{hint}; "
+                       "a node cannot end the run, so only the node failed")

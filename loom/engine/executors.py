@@ -18,6 +18,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from .errors import node_aborted
+
 _WorkItem = tuple["concurrent.futures.Future[Any]", Callable[[], Any]]
 
 
@@ -63,7 +65,7 @@ class ThreadExecutor:
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._running[future] = label
         future.add_done_callback(self._forget)
-        self._work.put((future, functools.partial(func, **kwargs)))
+        self._work.put((future, functools.partial(_guarded, functools.partial(func, **kwargs))))
         self._grow()
         return await asyncio.wrap_future(future)
 
@@ -129,3 +131,15 @@ class ThreadExecutor:
             for thread in self._threads:
                 thread.join()
         return still
+
+
+def _guarded(call: Callable[[], Any]) -> Any:
+    """Run a node's call in a worker thread; a SystemExit, KeyboardInterrupt… it raises
+    comes back as :class:`~loom.engine.errors.NodeAborted`, an ordinary failure, so it
+    never crosses into the loop as an exception that would end it."""
+    try:
+        return call()
+    except Exception:
+        raise
+    except BaseException as exc:
+        raise node_aborted(exc) from exc

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from typing import Any
 
 from .context import RunContext, StopRequested
-from .errors import BodyFailed
+from .errors import BodyFailed, node_aborted
 from .events import EventBus
 from .executors import Executor
 from .invoke import EXECUTOR_FACTORIES, NodeError, call_function, call_inline, format_error
@@ -534,6 +534,9 @@ class Flow:
         except Exception as exc:  # noqa: BLE001 - a node's failure is data, never the engine's crash
             self._fail(i, exc, started)
             return
+        except BaseException as exc:  # noqa: BLE001 - SystemExit & co. from node code: see NodeAborted
+            self._fail(i, _aborted(exc), started)
+            return
         self._succeed(i, outputs, started)
 
     def _run_direct(self, i: int, planned: PlannedNode,
@@ -561,6 +564,9 @@ class Flow:
         except Exception as exc:  # noqa: BLE001 - a node's failure is data, never the engine's crash
             self._fail(i, exc, started)
             return
+        except BaseException as exc:  # noqa: BLE001 - SystemExit & co. from node code: see NodeAborted
+            self._fail(i, _aborted(exc), started)
+            return
         rec.state = _DONE
         rec.duration_ms = (time.perf_counter() - started) * 1000.0
         rec.outputs = {port: value}
@@ -585,6 +591,9 @@ class Flow:
             raise
         except Exception as exc:  # noqa: BLE001 - a node's failure is data, never the engine's crash
             self._fail(i, exc, started)
+            return
+        except BaseException as exc:  # noqa: BLE001 - SystemExit & co. from node code: see NodeAborted
+            self._fail(i, _aborted(exc), started)
             return
         self._succeed(i, outputs, started)
 
@@ -731,6 +740,13 @@ def _forget_last_run(rec: NodeRecord) -> None:
     only, never a state of this run beside the error of the last."""
     rec.error = rec.traceback = rec.reason = None
     rec.handled = False
+
+
+def _aborted(exc: BaseException) -> Exception:
+    """A node's SystemExit, KeyboardInterrupt, GeneratorExit…, as the failure it stands for."""
+    aborted = node_aborted(exc)
+    aborted.__cause__ = exc
+    return aborted
 
 
 def _being_cancelled() -> bool:

@@ -22,6 +22,7 @@ import tenacity
 
 from .context import NodeContext, RunContext
 from .dask_executor import DaskExecutor
+from .errors import node_aborted
 from .executors import Executor, ThreadExecutor
 from .processes import ProcessExecutor
 from .values import preview
@@ -63,21 +64,29 @@ async def call_function(run: RunState, planned: PlannedNode, kwargs: dict[str, A
     if spec.wants_ctx:
         kwargs = {**kwargs, "ctx": NodeContext(ctx, planned.id)}
     func, kind = spec.func, spec.kind
-    if kind == "async":
-        return await func(**kwargs)
-    if kind == "async_generator":
-        items = []
-        async for item in func(**kwargs):
-            items.append(item)
-            ctx.emit("node_progress", node=planned.id, items=len(items), item=preview(item))
-        return items
-    if spec.executor == "inline":
-        return call_inline(planned, kwargs, ctx)
-    executor = run.executor(executor_name(spec, run.executor_override))
-    if kind == "generator":
-        return await executor.call(_drain, {"func": func, "kwargs": kwargs, "ctx": ctx,
-                                            "node_id": planned.id}, planned.id)
-    return await executor.call(func, kwargs, planned.id)
+    try:
+        if kind == "async":
+            return await func(**kwargs)
+        if kind == "async_generator":
+            items = []
+            async for item in func(**kwargs):
+                items.append(item)
+                ctx.emit("node_progress", node=planned.id, items=len(items),
+                         item=preview(item))
+            return items
+        if spec.executor == "inline":
+            return call_inline(planned, kwargs, ctx)
+        executor = run.executor(executor_name(spec, run.executor_override))
+        if kind == "generator":
+            return await executor.call(_drain, {"func": func, "kwargs": kwargs, "ctx": ctx,
+                                                "node_id": planned.id}, planned.id)
+        return await executor.call(func, kwargs, planned.id)
+    except (Exception, asyncio.CancelledError):
+        raise  # a failure, or a cancel the flow tells apart from a stop
+    except BaseException as exc:
+        # Raised here, inside the node's coroutine: past it, asyncio would re-raise a
+        # SystemExit or KeyboardInterrupt out of the event loop and end the program.
+        raise node_aborted(exc) from exc
 
 
 def executor_name(spec: NodeSpec, override: str | None) -> str:
