@@ -80,6 +80,9 @@ async def test_every_base_exception_fails_only_its_node(where: str) -> None:
         assert got[f"f_{kind}"] == "failed", kind
         assert got[f"after_{kind}"] == "skipped", kind
         _says(result.nodes[f"f_{kind}"].error or "", kind)
+        trace = result.nodes[f"f_{kind}"].traceback or ""
+        assert "in fault" in trace, "the traceback shows where the node raised"
+        assert "loom/engine" not in trace, trace  # and none of the engine's frames
     assert events.events[-1]["type"] == "run_finished"
     json.dumps(result.to_json())  # what --json prints
 

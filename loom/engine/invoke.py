@@ -22,7 +22,7 @@ import tenacity
 
 from .context import NodeContext, RunContext
 from .dask_executor import DaskExecutor
-from .errors import node_aborted
+from .errors import NodeAborted, node_aborted
 from .executors import Executor, ThreadExecutor
 from .processes import ProcessExecutor
 from .values import preview
@@ -141,7 +141,8 @@ def format_error(exc: BaseException) -> tuple[str, str]:
     while current is not None and part is not None and id(current) not in seen:
         seen.add(id(current))
         frames = [(f, n) for f, n in traceback.walk_tb(current.__traceback__) if _shown(f)]
-        if frames:
+        if frames or isinstance(current, NodeAborted):
+            # A NodeAborted is raised by the engine only: none of its frames are the user's.
             part.stack = traceback.StackSummary.extract(frames)
         remote = current.__cause__
         if isinstance(remote, _RemoteTraceback):
