@@ -348,3 +348,35 @@ def test_shutdown_without_a_run_returns_at_once(controller: RunController, qtbot
 ])
 def test_durations_read_well(ms: float | None, text: str) -> None:
     assert format_duration(ms) == text
+
+
+def test_base_exceptions_from_nodes_fail_them_and_the_editor_goes_on(
+        controller: RunController, qtbot: Any, capfd: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 9 finding 7 in the editor: SystemExit, KeyboardInterrupt (also from a thread
+    node), GeneratorExit and a custom BaseException fail their nodes; no exception
+    reaches the Qt event loop (it used to loop on timerEvent KeyErrors) and the
+    editor runs again."""
+    from pathlib import Path
+
+    from loom.registry import Registry
+
+    registry = Registry.standard(entry_points=False)
+    registry.load_file(Path(__file__).resolve().parent.parent / "fault_nodes" / "faults.py")
+    faulty = RunController(registry, FakeSink())
+    cases = [("exit", "fault.raise_cheap", "SystemExit"),
+             ("interrupt", "fault.raise_thread", "KeyboardInterrupt"),
+             ("interrupt_async", "fault.raise_async", "KeyboardInterrupt"),
+             ("gen_exit", "fault.raise_async", "GeneratorExit"),
+             ("custom", "fault.raise_generator", "custom")]
+    graph = graph_of([(name, type_id, {"kind": kind}) for name, type_id, kind in cases]
+                     + [("ok", "fault.passes", {"value": 1})], max_concurrency=2)
+    result = run_to_end(qtbot, faulty, graph)
+    assert result.status is RunStatus.FAILED
+    for name, _, _ in cases:
+        assert (faulty.records[name].error or "").startswith("NodeAborted: "), name
+    assert faulty.records["ok"].state.value == "done"
+    qtbot.wait(200)  # a broken timer would now fire again and again
+    assert "KeyError" not in capfd.readouterr().err
+    assert "Traceback" not in caplog.text
+    assert run_to_end(qtbot, faulty, graph).status is RunStatus.FAILED, "it runs again"
