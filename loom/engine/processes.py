@@ -22,6 +22,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
+import signal
 import sys
 import traceback
 import types
@@ -312,14 +313,35 @@ def unpack_outcome(outcome: Any) -> Any:
 
 # ---------------------------------------------------------------- worker side
 
+class _Terminated(BaseException):  # not an Exception: node code must not catch it
+    """Raised in a worker by SIGTERM during a call, so the node's ``finally`` blocks run."""
+
+
+def _terminate(signum: int, frame: types.FrameType | None) -> None:
+    raise _Terminated
+
+
 def _call_pickled(payload: bytes) -> _Returned | _Raised:
-    """Worker side of :meth:`ProcessExecutor.call`: load the call, run it, pack the outcome."""
+    """Worker side of :meth:`ProcessExecutor.call`: load the call, run it, pack the outcome.
+
+    During the call SIGTERM (how a stopped run ends its workers) unwinds the node's
+    code, so its ``finally`` blocks and context managers clean up, and then ends the
+    worker at once; between calls it keeps its default action (end quietly).
+    """
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         func, kwargs = pickle.loads(payload)  # cloudpickle output loads with pickle
         _adopt_pack_module(func)
         result = func(**kwargs)
+    except _Terminated:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(128 + signal.SIGTERM)  # as SIGTERM would have; the clean-up has run
     except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller
         return _Raised.capture(exc)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return _Returned.capture(result)
 
 
