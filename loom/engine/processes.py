@@ -325,10 +325,12 @@ def _call_pickled(payload: bytes) -> _Returned | _Raised:
     """Worker side of :meth:`ProcessExecutor.call`: load the call, run it, pack the outcome.
 
     During the call SIGTERM (how a stopped run ends its workers) unwinds the node's
-    code, so its ``finally`` blocks and context managers clean up, and then ends the
+    code (in a process executor's worker, where calls run on the main thread), so its ``finally`` blocks and context managers clean up, and then ends the
     worker at once; between calls it keeps its default action (end quietly).
     """
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    # Only where signals can be handled: a Dask worker runs calls in its own threads.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main else None
     try:
         func, kwargs = pickle.loads(payload)  # cloudpickle output loads with pickle
         _adopt_pack_module(func)
@@ -341,7 +343,8 @@ def _call_pickled(payload: bytes) -> _Returned | _Raised:
     except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller
         return _Raised.capture(exc)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main:
+            signal.signal(signal.SIGTERM, previous)
     return _Returned.capture(result)
 
 
