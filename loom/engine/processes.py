@@ -325,8 +325,9 @@ def _call_pickled(payload: bytes) -> _Returned | _Raised:
     """Worker side of :meth:`ProcessExecutor.call`: load the call, run it, pack the outcome.
 
     During the call SIGTERM (how a stopped run ends its workers) unwinds the node's
-    code (in a process executor's worker, where calls run on the main thread), so its ``finally`` blocks and context managers clean up, and then ends the
-    worker at once; between calls it keeps its default action (end quietly).
+    code, so its ``finally`` blocks and context managers clean up, and then ends the
+    worker at once; between calls it keeps its default action (end quietly). Only in
+    a process executor's workers, which run calls on their main thread.
     """
     # Only where signals can be handled: a Dask worker runs calls in its own threads.
     main = threading.current_thread() is threading.main_thread()
