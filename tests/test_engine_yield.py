@@ -155,3 +155,27 @@ async def test_unlimited_while_runs_in_constant_memory() -> None:
     assert result.status is RunStatus.STOPPED
     # A few hundred bytes an iteration would be 10,000 * 300 = 3 MB; allow 1 MB of noise.
     assert grown < 1_000_000, f"grew {grown} bytes over 10,000 iterations"
+
+
+@node(id="y.nap")
+async def nap(x: Any = None, seconds: float = 0.1) -> Any:
+    await asyncio.sleep(seconds)
+    return x
+
+
+async def test_a_stop_starts_no_more_parallel_branches() -> None:
+    """Branches under way finish in the grace period; those not started never start."""
+    branches = {f"b{k}": [f"n{k}"] for k in range(6)}
+    meta = {"execution_mode": "parallel", "parallel_branches": branches, "max_concurrency": 2}
+    graph = graph_of([("p", "control.parallel", {}, meta), ("down", "y.after"),
+                      *[(f"n{k}", "y.nap") for k in range(6)]], ["p.results -> down.x"])
+    manager = ExecutionManager(graph, registry_of(nap, after, builtins=True), stop_grace=5)
+    task = asyncio.create_task(manager.run())
+    await asyncio.sleep(0.05)  # b0 and b1 are under way
+    manager.request_stop()
+    result = await asyncio.wait_for(task, 10)
+    got = states(result)
+    assert result.status is RunStatus.STOPPED
+    assert got["n0"] == got["n1"] == "done", "under way: finished within the grace period"
+    assert all(got[f"n{k}"] == "skipped" for k in range(2, 6)), got
+    assert got["p"] == "stopped" and got["down"] == "skipped"

@@ -40,6 +40,7 @@ from loom.graph import Node
 from loom.registry import PortSpec
 
 from ..concurrency import Pool
+from ..context import StopRequested
 from ..errors import BodyFailed
 from ..values import preview
 from .base import Setting, Strategy
@@ -130,9 +131,11 @@ class ParallelStrategy(Strategy):
         global_timeout = self.setting(node, "global_timeout")
         run.global_timeout = None if global_timeout is None else float(global_timeout)
         run.deadline = asyncio.timeout(run.global_timeout)
+        # A stop starts no more branches (those under way may finish in the grace period).
+        stop = call.ctx.stop_flag.is_set
         try:
             async with run.deadline:
-                await pool.run(run.branch)
+                await pool.run(run.branch, stop=stop)
         except TimeoutError:
             if not run.deadline.expired():
                 raise  # a branch's own timeout under fail_fast: its error names the branch
@@ -140,6 +143,9 @@ class ParallelStrategy(Strategy):
             run.time_out_the_rest(message)
             if run.on_error == "fail_fast":
                 raise BranchTimeout(f"{call.label}: {message}") from None
+        if pool.started < len(run.found) and stop():
+            raise StopRequested(f"{call.label}: run stopped after {pool.started} of "
+                                f"{len(run.found)} branches started")
         merged, errors = run.merged(str(self.setting(node, "merge_strategy")))
         info = {"total": len(run.found), "completed": len(run.found) - len(run.failed),
                 "failed": len(run.failed),
