@@ -9,6 +9,7 @@ huge, nodes that never end and nodes that ignore cancellation do not break it ei
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ KINDS: tuple[str, ...] = REG["fault.raise_cheap"].func.__globals__["KINDS"]
 WHERE = ("cheap", "async", "thread", "process", "generator")
 # Started at import, before any test's leak snapshot (see test_process_executor.py).
 start_forkserver()
+# Importing watchdog (event sources) starts a probe observer that lingers a moment: do
+# it at collection too, not inside the first event test's leak window.
+importlib.import_module("loom.engine.sources")
 
 #: what the failure of each kind must say
 EXPECTED = {"SystemExit": "SystemExit", "exit_code": "SystemExit(3)",
@@ -109,6 +113,21 @@ async def test_every_base_exception_in_a_branch_fails_that_branch(where: str) ->
     for kind in KINDS:
         assert EXPECTED[kind] in errors[kind], (kind, errors[kind])
     assert states(result)["after"] == "done"
+
+
+@pytest.mark.parametrize("where", WHERE)
+async def test_every_base_exception_in_an_event_wave_fails_the_wave_not_the_source(
+        where: str) -> None:
+    meta = {"execution_mode": "event", "event_type": "timer", "interval": 0.01, "count": 2}
+    nodes: list[tuple[Any, ...]] = [("tick", "event.timer", {}, meta)]
+    nodes += [(f"f_{kind}", f"fault.raise_{where}", {"kind": kind}) for kind in KINDS]
+    wires = [f"tick.event -> f_{kind}.x" for kind in KINDS]
+    result, events = await run_graph(graph_of(nodes, wires, max_concurrency=3), REG)
+    assert result.status is RunStatus.FAILED
+    assert len(events.of("event_triggered")) == 2, "the source went on after a failed wave"
+    for kind in KINDS:
+        _says(result.nodes[f"f_{kind}"].error or "", kind)
+    assert events.events[-1]["type"] == "run_finished"
 
 
 async def test_unprintable_and_huge_values_do_not_break_the_run() -> None:

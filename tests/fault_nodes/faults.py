@@ -1,9 +1,10 @@
 """A node pack that misbehaves on purpose, for tests (issue 9: the fault pack).
 
 Loaded by path (``Registry.load_file``) so process nodes travel by value like any
-pack's. Every ``raise_*`` node raises the exception ``kind`` names, wherever it
-runs: ``cheap`` (inline on the loop), ``async``, ``thread``, ``process`` and
-``generator`` (a sync generator in a worker thread that yields once first).
+pack's. Every ``raise_*`` node raises the exception ``kind`` names (its ``x`` input
+only lets a wire trigger it), wherever it runs: ``cheap`` (inline on the loop),
+``async``, ``thread``, ``process`` and ``generator`` (a sync generator in a worker
+thread that yields once first).
 Other nodes return values that cannot be printed or are huge, never end, or
 ignore cancellation. Nothing a node here does may crash the host.
 """
@@ -63,14 +64,14 @@ def fault(kind: str) -> None:
 
 
 @node(id="fault.raise_cheap", cheap=True)
-def raise_cheap(kind: str = "SystemExit") -> str:
+def raise_cheap(kind: str = "SystemExit", x: Any = None) -> str:
     """Raise ``kind`` inline on the loop."""
     fault(kind)
     return "unreachable"
 
 
 @node(id="fault.raise_async")
-async def raise_async(kind: str = "SystemExit") -> str:
+async def raise_async(kind: str = "SystemExit", x: Any = None) -> str:
     """Raise ``kind`` in a coroutine, after giving up the loop once."""
     await asyncio.sleep(0)
     fault(kind)
@@ -78,21 +79,21 @@ async def raise_async(kind: str = "SystemExit") -> str:
 
 
 @node(id="fault.raise_thread")
-def raise_thread(kind: str = "SystemExit") -> str:
+def raise_thread(kind: str = "SystemExit", x: Any = None) -> str:
     """Raise ``kind`` in a worker thread."""
     fault(kind)
     return "unreachable"
 
 
 @node(id="fault.raise_process", executor="process")
-def raise_process(kind: str = "SystemExit") -> str:
+def raise_process(kind: str = "SystemExit", x: Any = None) -> str:
     """Raise ``kind`` in a worker process."""
     fault(kind)
     return "unreachable"
 
 
 @node(id="fault.raise_generator")
-def raise_generator(kind: str = "SystemExit") -> Any:
+def raise_generator(kind: str = "SystemExit", x: Any = None) -> Any:
     """Yield one item, then raise ``kind`` (drained in a worker thread)."""
     yield 1
     fault(kind)
