@@ -375,3 +375,21 @@ def test_scheduler_with_the_local_executor_is_a_usage_error(tmp_path: Path) -> N
                 "--scheduler", "tcp://127.0.0.1:8786")
     assert proc.returncode == 2
     assert "--scheduler" in proc.stderr and "--executor dask" in proc.stderr
+
+
+def test_a_node_calling_sys_exit_or_raising_keyboard_interrupt_does_not_end_loom_run(
+        tmp_path: Path) -> None:
+    """Issue 9 finding 7: the node fails (NodeAborted); the CLI prints its JSON and exits
+    1 (a failed run), not the node's exit code with no output."""
+    path = _graph(tmp_path, [
+        Node("exit", "fault.raise_cheap", properties={"kind": "exit_code"}),
+        Node("interrupt", "fault.raise_thread", properties={"kind": "KeyboardInterrupt"}),
+        Node("ok", "fault.passes", properties={"value": 1})])
+    proc = loom("run", str(path), "--nodes", str(ROOT / "tests" / "fault_nodes"), "--json")
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["status"] == "failed"
+    assert doc["nodes"]["ok"]["state"] == "done"
+    for name in ("exit", "interrupt"):
+        assert doc["nodes"][name]["error"].startswith("NodeAborted: the node raised"), name
