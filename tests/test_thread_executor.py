@@ -13,7 +13,7 @@ import pytest
 from helpers import graph_of, registry_of
 
 from loom import node
-from loom.engine import ExecutionManager, RunStatus
+from loom.engine import ExecutionManager, NodeAborted, RunStatus
 from loom.engine.executors import ThreadExecutor
 
 
@@ -39,8 +39,11 @@ async def test_exceptions_of_any_kind_reach_the_caller_and_the_worker_survives()
 
     with pytest.raises(ValueError, match="no"):
         await executor.call(boom, {"kind": ValueError}, "a")
-    with pytest.raises(SystemExit):
+    # A SystemExit (KeyboardInterrupt, …) comes back as the node's failure, NodeAborted,
+    # never as itself: past the awaiting coroutine asyncio would end the loop with it.
+    with pytest.raises(NodeAborted, match="SystemExit") as caught:
         await executor.call(boom, {"kind": SystemExit}, "b")
+    assert isinstance(caught.value.__cause__, SystemExit)
     assert await executor.call(lambda: "still here", {}, "c") == "still here"
     assert await executor.aclose(0) == []
 
