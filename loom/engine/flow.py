@@ -406,7 +406,6 @@ class Flow:
     # ------------------------------------------------------------------ driving
     async def run(self) -> None:
         """Run every member; returns when all are done, failed or skipped."""
-        await self.state.checkpoint()
         for i in self._members:
             if self._pending[i] == 0:
                 self._queue(i)
@@ -415,6 +414,7 @@ class Flow:
             if skip is not None:
                 self._skip_downstream(dst, skip, mark=True)
         try:
+            await self.state.checkpoint()  # a loop's quick body runs: see RunState
             if self.limit == 1 and not self._long_ready and not any(
                     self._nodes[i].long_running for i in self._members):
                 await self._run_serial()
