@@ -24,6 +24,7 @@ import os
 import pickle
 import signal
 import sys
+import threading
 import traceback
 import types
 from collections.abc import Callable
