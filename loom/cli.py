@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``loom`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        if not args or (args[0] not in COMMANDS and not args[0].startswith("-")):
+        if not args or (args[0] not in COMMANDS and args[0] not in ("-h", "--help")):
             return _open_editor(args)
         ns = _parser().parse_args(args)
         if ns.command is None:
@@ -102,14 +102,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_PIPE
 
 
+def _editor_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="loom", usage="loom [FILE.loom] [--nodes DIR]... | loom COMMAND ...",
+        description="Open the editor (commands: " + ", ".join(COMMANDS) + ").")
+    parser.add_argument("file", nargs="?", metavar="FILE.loom", help="graph to open")
+    parser.add_argument("--nodes", action="append", default=[], metavar="DIR",
+                        help="also load node packs from this folder (repeatable; watched "
+                             "and reloaded on change)")
+    return parser
+
+
 def _open_editor(args: list[str]) -> int:
-    """``loom [FILE.loom]``: the editor, which is the only part that imports Qt."""
-    if len(args) > 1:
-        raise UsageError(f"unknown command {args[0]!r} (commands: {', '.join(COMMANDS)}; "
-                         "or `loom FILE.loom` to open a graph in the editor)")
-    path = args[0] if args else None
+    """``loom [FILE.loom] [--nodes DIR]``: the editor, the only part that imports Qt."""
+    known, unknown = _editor_parser().parse_known_args(args)
+    if unknown:
+        first = unknown[0]
+        if known.file is not None and not os.path.exists(known.file):
+            first = known.file  # `loom frobnicate x`: a mistyped command, not a file
+        if not first.startswith("-"):
+            raise UsageError(f"unknown command {first!r} (commands: {', '.join(COMMANDS)}; "
+                             "or `loom FILE.loom` to open a graph in the editor)")
+        raise UsageError(f"unknown option {first!r} for the editor (`loom FILE.loom "
+                         "[--nodes DIR]`; commands: " + ", ".join(COMMANDS) + ")")
+    path: str | None = known.file
     if path is not None and not os.path.exists(path):
         raise UsageError(f"{path}: no such file")
+    for folder in known.nodes:
+        if not os.path.isdir(folder):
+            raise UsageError(f"--nodes {folder}: not a folder")
     if not _display_available():
         print("loom: no display to open the editor on; run graphs headless with "
               "`loom run FILE.loom`", file=sys.stderr)
@@ -120,7 +141,7 @@ def _open_editor(args: list[str]) -> int:
         print(f"loom: the editor cannot start ({exc}); run graphs headless with "
               "`loom run FILE.loom`", file=sys.stderr)
         return EXIT_USAGE
-    return editor_main(path)
+    return editor_main(path, known.nodes)
 
 
 def _display_available() -> bool:

@@ -216,6 +216,28 @@ def test_editor_without_a_display_says_so_in_one_line() -> None:
         assert "loom run" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_editor_takes_a_file_and_node_pack_folders(monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    """`loom FILE --nodes DIR` opens the editor with the packs (was "unknown command")."""
+    import types
+
+    from loom import cli
+
+    opened: list[tuple[Any, ...]] = []
+    fake = types.ModuleType("loom.ui.app")
+    fake.main = lambda path=None, folders=(): opened.append((path, list(folders))) or 0  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "loom.ui.app", fake)
+    monkeypatch.setattr(cli, "_display_available", lambda: True)
+    graph = str(EXAMPLES / "hello.loom")
+    assert cli.main([graph, "--nodes", str(tmp_path)]) == 0
+    assert cli.main(["--nodes", str(tmp_path), "--nodes", str(tmp_path), graph]) == 0
+    assert cli.main([]) == 0
+    assert opened == [(graph, [str(tmp_path)]), (graph, [str(tmp_path)] * 2), (None, [])]
+    assert cli.main([graph, "--nodes", str(tmp_path / "missing")]) == 2
+    assert cli.main([graph, "--frobnicate"]) == 2
+    assert len(opened) == 3, "bad input never opens the editor"
+
+
 def test_ctrl_c_stops_gracefully_with_exit_130(tmp_path: Path, pack: Path) -> None:
     path = _graph(tmp_path, [Node("w", "testpack.wait")])
     returncode, rest, err, _ = _interrupt_after(
