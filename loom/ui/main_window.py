@@ -252,6 +252,10 @@ class MainWindow(QMainWindow):
         return True
 
     def _after_load(self) -> None:
+        if not self.runner.running:
+            # The last run's outcome was about the graph just replaced (a run still
+            # going keeps its state: it goes on and ends with its own status).
+            self._run_state = "idle"
         self.run_dock.clear()
         self.inspector.show_node(None, None, [], set())
         self.canvas.fit_view()

@@ -167,8 +167,8 @@ class Canvas(QObject):
             model.next_seq = 0
             model.id_floor = 0
             registry = model.registry
-            missing = (SceneModel.missing_ports(graph)
-                       if any(n.type not in registry for n in graph) else {})
+            unknown = [n.id for n in graph if n.type not in registry]
+            missing = SceneModel.missing_ports(graph, unknown) if unknown else {}
             snaps = [Snapshot(_copied(node), i) for i, node in enumerate(graph)]
             hidden: list[Connection] = []
             with model.bulk(len(snaps) + len(graph.connections)):

@@ -149,17 +149,23 @@ class SceneModel:
         return list(ins), list(outs)
 
     @staticmethod
-    def missing_ports(graph: Graph) -> dict[str, Ports]:
-        """Ports of every node whose type is not installed, from the graph's wires.
+    def missing_ports(graph: Graph, missing: Iterable[str] | None = None) -> dict[str, Ports]:
+        """Ports of the nodes whose type is not installed, from the graph's wires.
 
+        ``missing`` names those nodes (None: every node of ``graph``, for a graph that
+        holds only wires or only missing nodes). Only they get ports this way: an
+        installed node's ports come from its type, never from its wires.
         One pass over the wires (``ports_of`` scans them per node, which is
         quadratic for a big graph full of missing nodes).
         """
+        wanted = None if missing is None else set(missing)
         ins: dict[str, dict[str, PortSpec]] = {}
         outs: dict[str, dict[str, PortSpec]] = {}
         for c in graph.connections:
-            outs.setdefault(c.src_node, {}).setdefault(c.src_port, PortSpec(c.src_port))
-            ins.setdefault(c.dst_node, {}).setdefault(c.dst_port, PortSpec(c.dst_port))
+            if wanted is None or c.src_node in wanted:
+                outs.setdefault(c.src_node, {}).setdefault(c.src_port, PortSpec(c.src_port))
+            if wanted is None or c.dst_node in wanted:
+                ins.setdefault(c.dst_node, {}).setdefault(c.dst_port, PortSpec(c.dst_port))
         return {node_id: (list(ins.get(node_id, {}).values()),
                           list(outs.get(node_id, {}).values()))
                 for node_id in set(ins) | set(outs)}
@@ -207,6 +213,8 @@ class SceneModel:
     def _build(self, snap: Snapshot, ports: Ports | None) -> LoomNode:
         data = snap.data
         cls = self.types.class_for(data.type)
+        if cls.SPEC is not None:
+            ports = None  # an installed type's ports come from its spec, never from wires
         if ports is None:
             ports = snap.ports if cls.SPEC is None and snap.ports is not None else (
                 ([], []) if cls.SPEC is None else self.ports_for(data))
