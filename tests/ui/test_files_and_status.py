@@ -203,3 +203,29 @@ def test_long_float_positions_of_unmoved_nodes_are_kept(window: MainWindow, qtbo
     positions = _positions(path.read_text())
     assert positions[0] == ["151.64233576642337", "-0.30000000000000004"]
     assert positions[-1] == ["10.0", "-3.3"]
+
+
+def test_a_duplicate_of_a_long_float_node_lands_on_the_grid(window: MainWindow, qtbot: Any,
+                                                            tmp_path: Path) -> None:
+    doc = json.loads((EXAMPLES / "hello.loom").read_text())
+    first = doc["nodes"][0]["id"]
+    doc["nodes"][0]["position"] = [151.64233576642337, -40.04]
+    path = tmp_path / "legacy.loom"
+    path.write_text(json.dumps(doc, indent=2))
+    assert window.open_path(str(path), ask=False)
+    window.canvas.select([first])
+    _focus(window, qtbot)
+    QTest.keyClick(window, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: len(window.canvas.node_ids()) == len(doc["nodes"]) + 1,
+                    timeout=5_000)
+    copy = window.canvas.node_ids()[-1]
+    x, y = window.canvas.node(copy).position
+    assert (x, y) == (round(x, 1), round(y, 1)) and str(y) != "-0.0"
+    assert abs(x - 151.6423) < 200 and abs(y + 40.04) < 200, "near the original"
+
+
+def test_snapped_positions_never_print_minus_zero() -> None:
+    from loom.ui.canvas.nodes import snap_position
+
+    assert [str(v) for v in snap_position(-0.04, 0.049)] == ["0.0", "0.0"]
+    assert snap_position(-12.349, 7.25000001) == (-12.3, 7.3)

@@ -37,6 +37,7 @@ from .nodes import (
     Ports,
     default_node,
     node_data,
+    snap_position,
 )
 from .references import rewrite_refs, without
 from .scene import SceneModel, Snapshot
@@ -255,7 +256,7 @@ class Canvas(QObject):
     def set_position(self, node_id: str, pos: tuple[float, float]) -> None:
         """Move a node (undoable, like a mouse drag)."""
         old = tuple(self._model.get(node_id).view.xy_pos)
-        new = (float(pos[0]), float(pos[1]))
+        new = snap_position(*pos)
         if old != new:
             self._stack.push(MoveNodes(self._model, {node_id: ((old[0], old[1]), new)}))
 
@@ -593,8 +594,13 @@ class Canvas(QObject):
         moves = {}
         for view, old in moved.items():
             if isinstance(view, LoomNodeItem) and view.loom_id in self._model.nodes:
-                x, y = view.xy_pos
-                moves[view.loom_id] = ((float(old[0]), float(old[1])), (x, y))
+                before = (float(old[0]), float(old[1]))
+                # The command puts the node on the rounded spot the file will hold.
+                after = snap_position(*view.xy_pos)
+                if after == before:  # a twitch smaller than the step: no edit
+                    self._model.move(view.loom_id, before)
+                else:
+                    moves[view.loom_id] = (before, after)
         if moves:
             self._stack.push(MoveNodes(self._model, moves))
 

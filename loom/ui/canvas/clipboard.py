@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QApplication
 
 from loom.graph import Connection, Graph, LoomFileError, dumps_graph, loads_graph
 
-from .nodes import node_data
+from .nodes import node_data, snap_position
 from .references import follow, rewrite_refs
 from .scene import SceneModel, Snapshot
 
@@ -81,7 +81,7 @@ def reissue(model: SceneModel, graph: Graph, offset: tuple[float, float]
         mode = node.metadata.get("execution_mode") or (spec.mode if spec else "sequential")
         metadata = rewrite_refs(node.metadata, str(mode), follow(mapping))
         data = replace(node, id=mapping[node.id],
-                       position=(node.position[0] + dx, node.position[1] + dy),
+                       position=snap_position(node.position[0] + dx, node.position[1] + dy),
                        metadata=node.metadata if metadata is None else metadata)
         ports = None if spec is not None else missing.get(node.id, ([], []))
         snaps.append(Snapshot(data, model.next_seq + i, ports))

@@ -180,13 +180,31 @@ def _mark(view: Any, type_name: str) -> None:
         view.loom_type = type_name
 
 
+#: Saved positions are multiples of this (in scene units).
+POSITION_STEP = 0.1
+
+
+def snap_position(x: float, y: float) -> tuple[float, float]:
+    """A position the editor writes: rounded to :data:`POSITION_STEP`.
+
+    A drag on a zoomed view lands on long floats (151.64233576642337) that make
+    noisy diffs of the saved file. The editor rounds where it places a node (drag,
+    add, drop, paste), not in loom.graph: a file is read and written exactly, so
+    nodes that did not move keep their bytes and ``loom`` run/save are unaffected.
+    """
+    # ``+ 0.0`` turns -0.0 (round(-0.04, 1)) into 0.0, which prints as "0.0".
+    return round(float(x), 1) + 0.0, round(float(y), 1) + 0.0
+
+
 def default_node(spec: NodeSpec | None, type_id: str, node_id: str,
                  position: tuple[float, float] = (0.0, 0.0)) -> Node:
     """A new node of a type: the type's name and default metadata, no properties.
 
     Types past version 1 record their version, so a later load does not try to
-    migrate a node that is already current.
+    migrate a node that is already current. The position is snapped
+    (:func:`snap_position`).
     """
+    position = snap_position(*position)
     if spec is None:
         return Node(node_id, type_id, position=position)
     return Node(node_id, type_id, name=spec.name, position=position,
