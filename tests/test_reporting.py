@@ -122,6 +122,16 @@ async def test_a_branch_timeout_says_so_on_the_cancelled_node() -> None:
     assert event["reason"] == "cancelled: timeout of 0.1 s"
 
 
+async def test_a_stopped_node_reports_the_duration_its_record_has() -> None:
+    # One duration per execution (issue 11, bug 11): the editor's badge and timeline
+    # read it from the event, the Run panel from the record.
+    graph = parallel_graph(QUICK_AND_STUCK, timeout=0.1, on_error="continue")
+    result, rec = await run_graph(graph, REG)
+    [event] = rec.of("node_stopped")
+    assert event["duration_ms"] == result.nodes["stuck"].duration_ms
+    assert event["duration_ms"] >= 50.0, "it ran until the 0.1 s timeout cancelled it"
+
+
 async def test_nodes_a_timed_out_branch_never_started_say_why() -> None:
     # Was: "p done without running it".
     graph = parallel_graph([[("quick", "t.nap", {"tag": "q"})],

@@ -176,3 +176,18 @@ async def test_streamed_trace_of_an_engine_run(tmp_path: Path) -> None:
     assert sum(e["name"] == "event_triggered" for e in events) == 5
     says = [e for e in events if e["ph"] == "X" and e["args"]["node"] == "say"]
     assert len(says) == 5 and all(e["name"] == graph.node("say").label for e in says)
+
+
+def test_a_span_is_as_long_as_the_duration_its_end_event_reports() -> None:
+    # One duration per execution (issue 11, bug 11): a failure's event comes after its
+    # traceback was formatted; the span shows the node's own duration, as the editor does.
+    trace = ChromeTrace()
+    trace.handle([
+        {"type": "node_started", "node": "a", "t": 0.001},
+        {"type": "node_failed", "node": "a", "t": 0.005, "duration_ms": 0.25},
+        {"type": "node_started", "node": "b", "t": 0.006},
+        {"type": "node_finished", "node": "b", "t": 0.008},
+    ])
+    spans = {e["args"]["node"]: e for e in trace.events if e["ph"] == "X"}
+    assert (spans["a"]["ts"], spans["a"]["dur"]) == (1000, 250)
+    assert (spans["b"]["ts"], spans["b"]["dur"]) == (6000, 2000), "no duration: the times"

@@ -634,7 +634,8 @@ class Flow:
         rec.state = _STOPPED
         rec.duration_ms = (time.perf_counter() - started) * 1000.0
         rec.reason = self.stop_reason()
-        self.emit("node_stopped", node=self._nodes[i].id, reason=rec.reason)
+        self.emit("node_stopped", node=self._nodes[i].id, reason=rec.reason,
+                  duration_ms=rec.duration_ms)
 
     def _fail(self, i: int, exc: BaseException, started: float) -> None:
         planned, rec = self._nodes[i], self._records[i]

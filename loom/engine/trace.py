@@ -115,9 +115,13 @@ class ChromeTrace:
         node = event["node"]
         start, lane = self._open.pop(_key(event))
         self._lanes[lane] = False
+        # The node's own duration when the event has it (what the editor shows too); a
+        # failure's event comes later, after its traceback was formatted.
+        ms = event.get("duration_ms")
+        end = event["t"] if ms is None else start + ms / 1000.0
         self._emit({
             "name": self.labels.get(node, node), "cat": state, "ph": "X", "pid": 1,
-            "tid": lane + 1, "ts": _us(start), "dur": max(_us(event["t"]) - _us(start), 1),
+            "tid": lane + 1, "ts": _us(start), "dur": max(_us(end) - _us(start), 1),
             "args": {"node": node, **_args(event)},
         })
 

@@ -7,6 +7,8 @@ branches, parallel loop items, a loop and its body) land in separate lanes. Lane
 hold their bars in start order and never overlap, so painting looks up the visible
 time range per lane with a binary search and touches only the bars it draws; bars
 narrower than a pixel are merged, so a run of 10,000 bars paints in milliseconds.
+A bar is as long as the end event's ``duration_ms``: the one duration the node's
+badge and the Run panel show too.
 """
 
 from __future__ import annotations
@@ -193,7 +195,11 @@ class Timeline(QAbstractScrollArea):
                 ending = opened.pop((event["node"], _scope_key(scope) if scope else None),
                                     None)
                 if ending is not None:
-                    self._close(ending, t, _END_STATE[kind])
+                    # The node's own duration, as the badge and the Run panel show it:
+                    # the end event comes later (a failure formats its traceback first).
+                    ms = event.get("duration_ms")
+                    self._close(ending, t if ms is None else ending.start + ms / 1000.0,
+                                _END_STATE[kind])
                     changed = True
             elif kind == "run_finished":
                 for bar in opened.values():

@@ -204,3 +204,23 @@ def test_axis_steps_and_labels() -> None:
     assert tick_text(0.25, 0.05) == "250 ms"
     assert tick_text(2.0, 1.0) == "2 s"
     assert scope_text(None) == "" and scope_text([["l", 1]]) == "l[1]"
+
+
+def test_a_bar_is_as_long_as_the_duration_its_end_event_reports(qtbot: Any) -> None:
+    # Issue 11, bug 11: the failure event comes after the traceback is formatted; the
+    # bar must show the node's duration (what its badge says), not the event's lateness.
+    timeline = make(qtbot)
+    failed = ended("a", 0.0050, "node_failed")
+    failed["duration_ms"] = 0.02
+    stopped = ended("b", 0.0100, "node_stopped")
+    stopped["duration_ms"] = 3.0
+    timeline.add_events([started("a", 0.0010), failed, started("b", 0.0060), stopped,
+                         started("c", 0.0101), ended("c", 0.0120)])
+    bars = {bar.node: bar for bar in timeline.bars()}
+    assert bars["a"].duration_ms is not None and bars["b"].duration_ms is not None
+    assert abs(bars["a"].duration_ms - 0.02) < 1e-9
+    assert abs(bars["b"].duration_ms - 3.0) < 1e-9
+    assert (bars["a"].state, bars["b"].state) == ("failed", "stopped")
+    c = bars["c"].duration_ms
+    assert c is not None and abs(c - 1.9) < 1e-9, "no duration_ms: the events' times"
+    assert "3.0 ms" in timeline.tooltip(bars["b"])
