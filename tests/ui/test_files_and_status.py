@@ -158,6 +158,8 @@ def test_a_dragged_node_saves_with_its_position_rounded_to_a_tenth(
     assert path.read_bytes() == original, "nothing moved: the file keeps its bytes"
 
     # The fitted view scales by an odd factor: a mouse drag lands on long floats.
+    scale = window.canvas.widget.transform().m11()
+    assert abs(80 / scale * 10 - round(80 / scale * 10)) > 1e-6, f"zoom {scale} is too round"
     port = window.canvas.widget.viewport()
     grab = _grab_point(window, "remainder")
     qtbot.mousePress(port, Qt.MouseButton.LeftButton, pos=grab)
