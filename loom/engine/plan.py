@@ -30,14 +30,18 @@ class Issue:
 
     severity: str
     message: str
+    #: how messages name the node (``name (id)``), for people
     node: str | None = None
+    #: the node's id, for tools (an editor selects the node by it)
+    node_id: str | None = None
 
     def __str__(self) -> str:
         return f"{self.node}: {self.message}" if self.node else self.message
 
     def to_json(self) -> dict[str, Any]:
         """Plain-data form for ``--json`` output and events."""
-        return {"severity": self.severity, "node": self.node, "message": self.message}
+        return {"severity": self.severity, "node": self.node, "node_id": self.node_id,
+                "message": self.message}
 
 
 class GraphValidationError(Exception):
@@ -173,10 +177,14 @@ class _Collector:
         self.issues: list[Issue] = []
 
     def error(self, node: Node | None, message: str) -> None:
-        self.issues.append(Issue("error", message, node.label if node else None))
+        self._add("error", node, message)
 
     def warning(self, node: Node | None, message: str) -> None:
-        self.issues.append(Issue("warning", message, node.label if node else None))
+        self._add("warning", node, message)
+
+    def _add(self, severity: str, node: Node | None, message: str) -> None:
+        self.issues.append(Issue(severity, message, node.label if node else None,
+                                 node.id if node else None))
 
 
 def _ports_of_missing(node: Node, graph: Graph) -> tuple[dict[str, PortSpec], tuple[PortSpec, ...]]:

@@ -46,6 +46,22 @@ AUTOSAVE_SECONDS = 30
 FILE_FILTER = "Loom graphs (*.loom);;All files (*)"
 
 
+def redo_keys() -> list[QKeySequence]:
+    """Redo's keys: the platform's own plus Ctrl+Y and Ctrl+Shift+Z, each once.
+
+    Platforms differ (X11 without a desktop gives only Ctrl+Shift+Z, Windows and KDE
+    Ctrl+Y first); a key listed twice makes Qt call the shortcut ambiguous and run
+    nothing, so duplicates are dropped.
+    """
+    keys: dict[str, QKeySequence] = {}
+    for seq in [*QKeySequence.keyBindings(QKeySequence.StandardKey.Redo),
+                QKeySequence("Ctrl+Y"), QKeySequence("Ctrl+Shift+Z")]:
+        text = seq.toString(QKeySequence.SequenceFormat.PortableText)
+        if not seq.isEmpty() and text not in keys:
+            keys[text] = seq
+    return list(keys.values())
+
+
 class Unsaved(Enum):
     """The answer to "save your changes?"."""
 
@@ -153,9 +169,14 @@ class MainWindow(QMainWindow):
                                      "Check the graph without running it"),
         }
         a["undo"].setShortcut(key.Undo)
-        a["redo"].setShortcuts([QKeySequence(key.Redo), QKeySequence("Ctrl+Shift+Z")])
+        a["redo"].setShortcuts(redo_keys())
         for name in ("undo", "redo"):
             self.addAction(a[name])
+        # Tab opens the search only from the canvas: window-wide, it would take Tab's
+        # focus move away from every Inspector field.
+        self.removeAction(a["search"])
+        a["search"].setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.canvas.widget.addAction(a["search"])
         a["stop"].setEnabled(False)
         menus = self.menuBar()
         file_menu = menus.addMenu("&File")
@@ -389,7 +410,7 @@ class MainWindow(QMainWindow):
         setter(node_id, value)
 
     def _delete_selected(self) -> None:
-        self.canvas.delete(self.canvas.selected_ids())
+        self.canvas.delete_selected()  # nodes and wires, one undo step
 
     def _frame(self, kind: str) -> None:
         ids = self.canvas.selected_ids()
@@ -489,7 +510,10 @@ class MainWindow(QMainWindow):
 
     def validate_graph(self) -> None:
         """Validate (F7): show the graph's problems without running anything."""
-        issues = validate(self.canvas.to_graph(), self.registry)
+        graph = self.canvas.to_graph()
+        issues = validate(graph, self.registry)
+        # Problems name nodes as the canvas does now, not as the last run did.
+        self.run_dock.set_labels({nid: node.name or nid for nid, node in graph.nodes.items()})
         self._show_issues(issues)
         self.statusBar().showMessage(
             f"{sum(i.severity == 'error' for i in issues)} error(s), "

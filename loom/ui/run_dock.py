@@ -14,12 +14,14 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from PySide6.QtCore import QPoint, Qt, Signal
+from PySide6.QtCore import QEvent, QPoint, Qt, Signal
 from PySide6.QtGui import (
     QAction,
     QColor,
     QFontDatabase,
     QGuiApplication,
+    QKeyEvent,
+    QKeySequence,
     QMouseEvent,
     QTextCharFormat,
     QTextCursor,
@@ -144,9 +146,9 @@ class ValueTree(QTreeWidget):
         self.header().setStretchLastSection(True)
         self.setColumnWidth(0, 160)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        copy = QAction("Copy value as JSON", self)
-        copy.setShortcut("Ctrl+C")
-        copy.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        # No shortcut on the action: the window's Copy holds Ctrl+C, and two owners make
+        # Qt call it ambiguous. The tree takes Copy as a key instead (see event()).
+        copy = QAction("Copy value as JSON\t" + _copy_keys(), self)
         copy.triggered.connect(self.copy_selected)
         self.addAction(copy)
         self._budget = 0
@@ -187,12 +189,33 @@ class ValueTree(QTreeWidget):
                 parent.childCount() - 1) is item:
             QTreeWidgetItem(parent, ["…", "more not shown"])
 
+    def event(self, event: QEvent) -> bool:
+        """Copy pressed here is the tree's, not the window's (as text fields do)."""
+        if event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent) \
+                and event.matches(QKeySequence.StandardKey.Copy):
+            event.accept()
+            return True
+        return super().event(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Copy copies the selected value as JSON."""
+        if event.matches(QKeySequence.StandardKey.Copy):
+            self.copy_selected()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
     def copy_selected(self) -> None:
         """Put the selected item's value on the clipboard as JSON."""
         items = self.selectedItems()
         if items:
             value = items[0].data(0, _VALUE_ROLE)
             QGuiApplication.clipboard().setText(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _copy_keys() -> str:
+    return QKeySequence(QKeySequence.StandardKey.Copy).toString(
+        QKeySequence.SequenceFormat.NativeText)
 
 
 def _summary(value: Any, limit: int = 200) -> str:
@@ -351,7 +374,7 @@ class RunDock(QWidget):
         logged = _LOGGED
         for event in batch:
             if event.get("type") in logged:  # most events are node states: skip fast
-                line = _log_line(event)
+                line = _log_line(event, self._labels)
                 if line is not None:
                     lines.append(line)
         if selected is not None:
@@ -381,7 +404,7 @@ class RunDock(QWidget):
         lines: list[tuple[str, str | None, str | None]] = [(stamp + text, None, colour)]
         for issue in result.issues:
             if issue.severity == "error":
-                lines.append((" " * 13 + str(issue), issue.node, _RED))
+                lines.append((" " * 13 + str(issue), issue.node_id, _RED))
         self.log.add_lines(lines)
         self.timeline.add_events([{"type": "run_finished",
                                    "t": self.timeline.duration}])
@@ -428,7 +451,8 @@ class RunDock(QWidget):
             issues += [i for i in result.issues if i not in issues]
         for issue in issues:
             colour = _RED if issue.severity == "error" else _ORANGE
-            self._problem(issue.severity, issue.message, issue.node, colour)
+            self._problem(issue.severity, issue.message, issue.node_id, colour,
+                          shown=issue.node)
         if result is not None:
             for error in result.errors:
                 word = "failed (handled)" if error["handled"] else "failed"
@@ -450,8 +474,11 @@ class RunDock(QWidget):
             QColor(_RED) if red else self.palette().color(self.foregroundRole()))
 
     def _problem(self, kind: str, message: str, node: str | None,
-                 colour: str) -> QTreeWidgetItem:
-        item = QTreeWidgetItem(self.problems, [f"{kind}: {message}", self._name(node)])
+                 colour: str, shown: str | None = None) -> QTreeWidgetItem:
+        """A row: ``node`` is the id the row carries (a click reveals that node),
+        ``shown`` how to name it when the labels of the run do not."""
+        name = self._name(node) if node in self._labels or not shown else shown
+        item = QTreeWidgetItem(self.problems, [f"{kind}: {message}", name])
         item.setForeground(0, QColor(colour))
         item.setData(0, _NODE_ROLE, node)
         item.setToolTip(0, message)
@@ -476,11 +503,17 @@ _LOGGED = frozenset({"log", "node_progress", "node_failed", "node_retrying", "ru
                      "run_stopping", "event_source_ready", "event_dropped", "wave_failed"})
 
 
-def _log_line(event: Mapping[str, Any]) -> tuple[str, str | None, str | None] | None:
-    """The log's line for an event, or None for events the log leaves to other tabs."""
+def _log_line(event: Mapping[str, Any], labels: Mapping[str, str] | None = None,
+              ) -> tuple[str, str | None, str | None] | None:
+    """The log's line for an event, or None for events the log leaves to other tabs.
+
+    The line names the node by its display name (``labels``: id -> name) and carries
+    its id, so a click on it reveals the node.
+    """
     kind = event.get("type")
     node = event.get("node")
-    prefix = _stamp(event) + (f"[{node}] " if node else "")
+    shown = (labels or {}).get(node, node) if node else None
+    prefix = _stamp(event) + (f"[{shown}] " if shown else "")
     where = scope_text(event.get("scope"))
     suffix = f"  (in {where})" if where else ""
     if kind == "log":

@@ -5,6 +5,8 @@
   connection consults (a refused wire turns the live pipe purple and is not made).
 - Drops of ``application/x-loom-node`` (palette) and NodeGraphQt's own
   ``nodegraphqt/nodes`` are handed to :attr:`LoomViewer.drop_handler`.
+- A click on a wire selects it (Delete then removes it); NodeGraphQt would detach the
+  wire at once. Dragging a wire still detaches its nearer end to re-plug it.
 - Keys go to :attr:`LoomViewer.key_handler` first. NodeGraphQt's hidden Undo/Redo
   menu actions lose their shortcuts: window-wide duplicates of the main window's
   Ctrl+Z would make Qt call the shortcut ambiguous and run neither.
@@ -18,8 +20,9 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from PySide6.QtCore import QMimeData, QRectF
+from PySide6.QtCore import QMimeData, QPointF, QRectF
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QKeyEvent, QUndoStack
+from PySide6.QtWidgets import QApplication
 
 from loom.registry import compatible
 
@@ -31,6 +34,8 @@ from .node_item import LoomNodeItem
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from NodeGraphQt.constants import PortTypeEnum
+    from NodeGraphQt.qgraphics.node_abstract import AbstractNodeItem
+    from NodeGraphQt.qgraphics.pipe import PipeItem
     from NodeGraphQt.qgraphics.port import PortItem
     from NodeGraphQt.widgets.viewer import NodeViewer
 
@@ -96,6 +101,8 @@ class LoomViewer(NodeViewer):  # type: ignore[misc]
                 action.setShortcuts([])
         self.drop_handler: DropHandler | None = None
         self.key_handler: KeyHandler | None = None
+        #: a wire pressed but not yet dragged: (pipe, scene position of the press)
+        self._pressed_pipe: tuple[Any, QPointF] | None = None
 
     # ------------------------------------------------------------------ wiring
     def _validate_accept_connection(self, from_port: PortItem, to_port: PortItem) -> bool:
@@ -187,6 +194,63 @@ class LoomViewer(NodeViewer):  # type: ignore[misc]
         """See :meth:`mousePressEvent`."""
         with _qt5_accessors():
             super().contextMenuEvent(event)
+
+    # A wire under the press is only remembered: releasing without a drag leaves Qt's
+    # own item selection to select it; a drag past the start distance detaches it.
+    def _pipe_pressed(self, pos: QPointF) -> Any:
+        for item in self._items_near(pos, None, 5, 5):
+            if isinstance(item, (AbstractNodeItem, PortItem)):
+                return None  # nodes and ports come first, as in NodeGraphQt
+            if isinstance(item, PipeItem):
+                return item
+        return None
+
+    def sceneMousePressEvent(self, event: Any) -> None:
+        """Remember a pressed wire instead of detaching it; the rest is NodeGraphQt's."""
+        self._pressed_pipe = None
+        plain = not (self.ALT_state or self._LIVE_PIPE.isVisible())
+        if plain and self.LMB_state:
+            pipe = self._pipe_pressed(event.scenePos())
+            if pipe is not None and pipe.input_port is not None \
+                    and pipe.output_port is not None:
+                self._pressed_pipe = (pipe, event.scenePos())
+                return
+        with _qt5_accessors():
+            super().sceneMousePressEvent(event)
+
+    def sceneMouseMoveEvent(self, event: Any) -> None:
+        """A pressed wire dragged far enough detaches its nearer end (NodeGraphQt's way)."""
+        if self._pressed_pipe is not None:
+            pipe, start = self._pressed_pipe
+            moved = (event.scenePos() - start).manhattanLength() * self.transform().m11()
+            if moved < QApplication.startDragDistance():
+                return
+            self._pressed_pipe = None
+            self._detach(pipe, start, event.scenePos())
+        with _qt5_accessors():
+            super().sceneMouseMoveEvent(event)
+
+    def sceneMouseReleaseEvent(self, event: Any) -> None:
+        """See :meth:`sceneMousePressEvent`."""
+        self._pressed_pipe = None
+        with _qt5_accessors():
+            super().sceneMouseReleaseEvent(event)
+
+    def _detach(self, pipe: Any, start: QPointF, pos: QPointF) -> None:
+        # NodeGraphQt's sceneMousePressEvent pipe branch, run once the drag begins.
+        from_port = pipe.port_from_pos(start, True)
+        if from_port.locked:
+            return
+        from_port.hovered = True
+        self._detached_port = (pipe.output_port if from_port.port_type == PortTypeEnum.IN.value
+                               else pipe.input_port)
+        pipe.setSelected(False)
+        self.start_live_connection(from_port)
+        self._LIVE_PIPE.draw_path(self._start_port, cursor_pos=pos)
+        if self.SHIFT_state:
+            self._LIVE_PIPE.shift_selected = True
+            return
+        pipe.delete()
 
     # ------------------------------------------------------------------ keys
     def keyPressEvent(self, event: QKeyEvent) -> None:
