@@ -172,8 +172,9 @@ def test_tab_in_an_inspector_field_moves_focus(window: MainWindow, qtbot: Any) -
     assert window.open_path(str(EXAMPLES / "hello.loom"))
     activate(window, qtbot)
     click_node(window, "shout")
-    name = window.inspector.findChild(QLineEdit)
-    assert name is not None and name.isVisible()
+    qtbot.waitUntil(lambda: window.inspector.node_id() == "shout", timeout=5_000)
+    name = window.inspector.editor_for("name")
+    assert isinstance(name, QLineEdit) and name.isVisible()
     QTest.mouseClick(name, LEFT, NO_MOD, name.rect().center())
     qtbot.waitUntil(name.hasFocus, timeout=5_000)
     QTest.keyClick(name, Qt.Key.Key_Tab)
@@ -256,3 +257,24 @@ def test_validation_issues_carry_the_node_id(window: MainWindow) -> None:
     assert issues and all(i.node == "Shout (shout)" for i in issues)
     assert issues[0].to_json()["node_id"] == "shout"
     assert dumps_graph(graph)  # the graph itself is untouched by validation
+
+
+def test_ctrl_c_in_the_value_tree_copies_the_value_not_the_nodes(window: MainWindow,
+                                                                qtbot: Any) -> None:
+    assert window.open_path(str(EXAMPLES / "hello.loom"))
+    results: list[Any] = []
+    window.runner.finished.connect(results.append)
+    activate(window, qtbot)
+    QTest.keyClick(window.canvas.widget, Qt.Key.Key_F5)
+    qtbot.waitUntil(lambda: bool(results), timeout=10_000)
+    click_node(window, "greeting")
+    dock = window.run_dock
+    dock.tabs.setCurrentWidget(dock.node_view)
+    tree = dock.node_view.values
+    qtbot.waitUntil(lambda: tree.topLevelItemCount() == 2, timeout=5_000)
+    out = tree.topLevelItem(1).child(0)
+    QTest.mouseClick(tree.viewport(), LEFT, NO_MOD, tree.visualItemRect(out).center())
+    assert tree.hasFocus() and tree.currentItem() is out
+    QApplication.clipboard().clear()
+    QTest.keyClick(tree, Qt.Key.Key_C, CTRL)
+    assert QApplication.clipboard().text() == '"hello, world"'
