@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtTest import QTest
@@ -73,7 +72,7 @@ class X11Keys(QKeySequence):
         super().__init__(*args)
 
     @staticmethod
-    def keyBindings(key: QKeySequence.StandardKey) -> list[QKeySequence]:  # noqa: N802
+    def keyBindings(key: QKeySequence.StandardKey) -> list[QKeySequence]:
         if key == QKeySequence.StandardKey.Redo:
             return [QKeySequence(k) for k in X11Keys.REDO]
         return QKeySequence.keyBindings(key)
@@ -103,7 +102,8 @@ def bound_keys(window: MainWindow) -> Counter[str]:
             if not sequence.isEmpty():
                 owners[sequence.toString()] += 1
     for shortcut in window.findChildren(QShortcut):
-        for sequence in shortcut.keys():
+        sequences = shortcut.keys()  # QShortcut's key list, not a dict
+        for sequence in sequences:
             if not sequence.isEmpty():
                 owners[sequence.toString()] += 1
     return owners

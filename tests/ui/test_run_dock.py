@@ -135,7 +135,7 @@ def test_log_and_problems_after_a_failed_run(qloop: Any, qtbot: Any, dock: RunDo
 
 def test_validation_issues_show_and_click_through(qtbot: Any, dock: RunDock) -> None:
     dock.set_labels({"x": "Extract"})
-    dock.show_issues([Issue("error", "required input 'a' is not connected", "x"),
+    dock.show_issues([Issue("error", "required input 'a' is not connected", "Extract (x)", "x"),
                       Issue("warning", "metadata names no body", None)])
     assert dock.tabs.currentIndex() == tab(dock, "Problems")
     tree = dock.problems
