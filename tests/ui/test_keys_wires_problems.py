@@ -243,6 +243,7 @@ def test_log_lines_and_bars_carry_the_id_and_show_the_name(window: MainWindow,
     window.canvas.select([])
     QTest.mouseClick(log.viewport(), LEFT, NO_MOD, QPoint(40, rect.center().y()))
     assert window.canvas.selected_ids() == [node_id]
+    shot(window, "log-line-clicked.png")
     bars = window.run_dock.timeline.bars()
     assert [b.node for b in bars] == [node_id]
     assert window.run_dock.timeline.label(node_id) == "Exploder"
