@@ -244,9 +244,15 @@ def test_log_lines_and_bars_carry_the_id_and_show_the_name(window: MainWindow,
     QTest.mouseClick(log.viewport(), LEFT, NO_MOD, QPoint(40, rect.center().y()))
     assert window.canvas.selected_ids() == [node_id]
     shot(window, "log-line-clicked.png")
-    bars = window.run_dock.timeline.bars()
+    timeline = window.run_dock.timeline
+    bars = timeline.bars()
     assert [b.node for b in bars] == [node_id]
-    assert window.run_dock.timeline.label(node_id) == "Exploder"
+    assert timeline.label(node_id) == "Exploder"
+    assert timeline.tooltip(bars[0]).startswith("Exploder")
+    window.run_dock.tabs.setCurrentWidget(timeline)
+    window.canvas.select([])
+    QTest.mouseClick(timeline.viewport(), LEFT, NO_MOD, timeline.bar_rect(bars[0]).center())
+    assert window.canvas.selected_ids() == [node_id]
 
 
 def test_validation_issues_carry_the_node_id(window: MainWindow) -> None:
