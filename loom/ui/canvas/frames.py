@@ -23,7 +23,8 @@ from loom.graph import Node
 from . import style
 
 _PAD = 14.0
-_CAPTION = 18.0
+#: the caption row; tall enough that a run badge above a top-row node stays below it
+_CAPTION = 22.0
 #: frames sit below wires (z -1) and nodes (z 1); bigger frames further back
 _Z_BACK = -9.0
 

@@ -38,6 +38,11 @@ _ALIGN_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 _ALIGN_CENTER = Qt.AlignmentFlag.AlignCenter
 #: below this on-screen scale a node is drawn as a plain coloured box (text unreadable)
 _LOD_TEXT = 0.45
+#: the run badge's pill: its height, and the gap between it and the node's top edge
+_BADGE_H = 14.0
+_BADGE_GAP = 2.0
+#: how far above the node the badge reaches (it sits over the title row, never in it)
+_BADGE_ABOVE = _BADGE_H + _BADGE_GAP
 
 
 class LoomNodeItem(NodeItem):
@@ -185,8 +190,32 @@ class LoomNodeItem(NodeItem):
         return
 
     def boundingRect(self) -> QRectF:
-        """The body plus the port circles that stick out of its sides."""
+        """The body, the port circles that stick out of its sides, and the badge above."""
+        top = -_BADGE_ABOVE if self.badge else 0.0
+        return QRectF(-_PORT_OVERHANG, top, self._width + 2 * _PORT_OVERHANG,
+                      self._height - top)
+
+    def layout_rect(self) -> QRectF:
+        """The body plus its port circles, without the badge (frames and fitting use
+        this, so a badge coming and going never moves a frame)."""
         return QRectF(-_PORT_OVERHANG, 0.0, self._width + 2 * _PORT_OVERHANG, self._height)
+
+    @property
+    def shown_title(self) -> str:
+        """The title as painted (elided only when longer than the widest node)."""
+        return self._shown_title
+
+    def title_rect(self) -> QRectF:
+        """Where the title text is painted, in item coordinates."""
+        return QRectF(style.LABEL_PAD, 0.0, self._width - 2 * style.LABEL_PAD, style.TITLE_H)
+
+    def badge_rect(self) -> QRectF:
+        """Where the badge pill is painted (empty when there is no badge): right-aligned
+        just above the title row, so it never takes room from the title."""
+        if not self.badge:
+            return QRectF()
+        text_w = _badge_width(self.badge)
+        return QRectF(self._width - text_w - 4.0, -_BADGE_ABOVE, text_w, _BADGE_H)
 
     def shape(self) -> QPainterPath:
         """Clicks and rubber bands see the body only."""
@@ -373,6 +402,8 @@ class LoomNodeItem(NodeItem):
     def set_exec_state(self, state: str | None, badge: str | None) -> None:
         """Show a run state and badge (transient; never saved)."""
         self.exec_state = state
+        if bool(badge) != bool(self.badge):
+            self.prepareGeometryChange()  # the badge's room above the node comes or goes
         self.badge = badge
         self.setOpacity(0.45 if state == "skipped" else 1.0)
         self.update()
@@ -434,12 +465,7 @@ class LoomNodeItem(NodeItem):
             font.setItalic(True)
         painter.setFont(font)
         painter.setPen(style.MISSING_TEXT if self.missing else style.TITLE_TEXT)
-        room = rect.width() - 2 * style.LABEL_PAD
-        shown = self._shown_title
-        if self.badge:  # the badge sits at the title bar's right end: make room
-            room -= _badge_width(self.badge) + 4.0
-            shown = style.title_metrics().elidedText(self._title, _ELIDE_RIGHT, room)
-        painter.drawText(QRectF(style.LABEL_PAD, 0.0, room, style.TITLE_H), _ALIGN_LEFT, shown)
+        painter.drawText(self.title_rect(), _ALIGN_LEFT, self._shown_title)
 
     def _paint_labels(self, painter: QPainter) -> None:
         painter.setFont(style.label_font())
@@ -469,8 +495,7 @@ class LoomNodeItem(NodeItem):
     def _paint_badge(self, painter: QPainter) -> None:
         if not self.badge:
             return
-        text_w = _badge_width(self.badge)
-        pill = QRectF(self._width - text_w - 5.0, 4.0, text_w, style.TITLE_H - 8.0)
+        pill = self.badge_rect()
         state_color = style.STATE_COLORS.get(self.exec_state or "", style.STATE_COLORS["queued"])
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(style.BADGE)
