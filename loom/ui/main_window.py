@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from loom.engine import validate
 from loom.graph import LoomFileError
 from loom.registry import Registry
 
@@ -34,6 +33,7 @@ from .hot_reload import PackWatcher
 from .hot_reload import pack_folders as watched_folders
 from .inspector import Inspector
 from .palette import Palette
+from .problem_marks import ProblemMarks
 from .run_controller import RunController
 from .run_dock import RunDock
 from .search import NodeSearch
@@ -90,6 +90,9 @@ class MainWindow(QMainWindow):
         self.search = NodeSearch(self)
         self.runner = RunController(registry, self.canvas, self)
         self.watcher = PackWatcher(registry, watched_folders(pack_folders or []))
+        #: validation problems on the canvas and in Problems, re-checked after edits
+        self.problem_marks = ProblemMarks(self.canvas, registry, self.run_dock.show_issues,
+                                          self)
         self._status = QLabel("idle")
         self.run_preferences = RunPreferences()
         #: options of the runs the window starts (see :meth:`set_run_target`)
@@ -225,7 +228,7 @@ class MainWindow(QMainWindow):
         self.runner.status_changed.connect(self._run_status)
         self.run_dock.attach(self.runner)  # events, results, problems, node labels
         self.runner.finished.connect(self._run_finished)
-        self.runner.invalid.connect(self._raise_run_view)
+        self.runner.invalid.connect(self._run_refused)
         self.run_dock.node_clicked.connect(self._reveal_node)
         self.watcher.reloaded.connect(self._packs_reloaded)
 
@@ -273,6 +276,7 @@ class MainWindow(QMainWindow):
         return True
 
     def _after_load(self) -> None:
+        self.problem_marks.clear()
         if not self.runner.running:
             # The last run's outcome was about the graph just replaced (a run still
             # going keeps its state: it goes on and ends with its own status).
@@ -387,6 +391,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ editing
     def _graph_changed(self) -> None:
         self._update_title()
+        self.problem_marks.graph_changed()
         self._refresh_inspector()
 
     def _selection_changed(self, ids: list[str]) -> None:
@@ -449,6 +454,7 @@ class MainWindow(QMainWindow):
         """Run (F5): the graph as it is on the canvas, saved or not."""
         if self.runner.running:
             return
+        self.problem_marks.clear()
         self.run_dock.clear()
         self.runner.start(self.canvas.to_graph(), **self.run_options)
 
@@ -510,18 +516,16 @@ class MainWindow(QMainWindow):
 
     def validate_graph(self) -> None:
         """Validate (F7): show the graph's problems without running anything."""
-        graph = self.canvas.to_graph()
-        issues = validate(graph, self.registry)
-        # Problems name nodes as the canvas does now, not as the last run did.
-        self.run_dock.set_labels({nid: node.name or nid for nid, node in graph.nodes.items()})
-        self._show_issues(issues)
+        issues = self.problem_marks.validate()
+        self._raise_run_view()
         self.statusBar().showMessage(
             f"{sum(i.severity == 'error' for i in issues)} error(s), "
             f"{sum(i.severity == 'warning' for i in issues)} warning(s)" if issues
             else "The graph is valid.", 5000)
 
-    def _show_issues(self, issues: list[Any]) -> None:
-        self.run_dock.show_issues(issues)
+    def _run_refused(self, issues: list[Any]) -> None:
+        # The run view lists them already (it follows the runner); outline them too.
+        self.problem_marks.show(issues)
         self._raise_run_view()
 
     def _raise_run_view(self, *_why: object) -> None:

@@ -99,6 +99,8 @@ class Canvas(QObject):
         self._selection_timer.setInterval(0)
         self._selection_timer.timeout.connect(self._emit_selection)
         self._live = LiveStates(self._model.nodes, self)
+        #: the undo stack's index before its last change (tells redo from undo)
+        self._stack_index = 0
         self._selecting = False
         self._last_selection: list[str] = []
         self._paste_text = ""
@@ -162,6 +164,7 @@ class Canvas(QObject):
         self._selecting = True
         try:
             self.clear_states()
+            self._live.set_problems({})
             model.clear()
             self._stack.clear()
             model.base = _base_copy(graph)
@@ -445,6 +448,22 @@ class Canvas(QObject):
         """Forget every node's run state, badge and taken port."""
         self._live.clear()
 
+    def stale(self, node_id: str) -> bool:
+        """Whether a node's run state is from before the last edit (drawn dimmed).
+
+        Any edit that changes what runs (not a move) dims every shown state, as n8n
+        does; the next run's states are fresh again."""
+        return self._live.stale(node_id)
+
+    def set_problems(self, problems: dict[str, str]) -> None:
+        """Outline nodes with validation problems (node id -> "error"/"warning");
+        every other node loses its outline."""
+        self._live.set_problems(problems)
+
+    def problem(self, node_id: str) -> str | None:
+        """The validation outline a node shows: "error", "warning" or None."""
+        return self._live.problem(node_id)
+
     # ------------------------------------------------------------------ view
     def fit_view(self) -> None:
         """Zoom to show every node (never closer than 100 %)."""
@@ -647,6 +666,12 @@ class Canvas(QObject):
     def _on_stack_changed(self, index: int) -> None:
         self._adopt_foreign()
         self._mark_frames(members=True)
+        # The command just done (index - 1) or undone (index): unless it only moved
+        # nodes, what runs changed and the last run's colours no longer describe it.
+        before, self._stack_index = self._stack_index, index
+        changed = self._stack.command(index - 1 if index > before else index)
+        if changed is not None and not _moves_only(changed):
+            self._live.mark_stale()
         self.graph_changed.emit()
 
     def _on_scene_selection(self) -> None:
@@ -722,3 +747,11 @@ def _copied(node: Node) -> Node:
 def _wire(a: PortItem, b: PortItem) -> Connection:
     out, inp = (a, b) if a.port_type == _OUT else (b, a)
     return Connection(out.node.loom_id, out.name, inp.node.loom_id, inp.name)
+
+
+def _moves_only(command: Any) -> bool:
+    """Whether an undo command (or macro) only moved nodes (what runs is unchanged)."""
+    if isinstance(command, MoveNodes):
+        return True
+    count = command.childCount()
+    return count > 0 and all(_moves_only(command.child(i)) for i in range(count))

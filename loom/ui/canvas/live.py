@@ -1,8 +1,10 @@
 """Live run state on the canvas: state colours, badges, the taken port, a pulse.
 
 Transient by design: it lives on the node items only (``LoomNodeItem.exec_state``,
-``badge``, ``taken_port``), so it is never saved, never on the undo stack, and gone
-when a node is rebuilt. Running nodes pulse from one timer for all of them.
+``badge``, ``taken_port``, ``stale``, ``problem``), so it is never saved, never on the
+undo stack, and gone when a node is rebuilt. Running nodes pulse from one timer for all
+of them. States go *stale* (drawn dimmed) when the graph is edited after the run that
+set them; validation problems outline their nodes until the graph is checked again.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class LiveStates:
         if node is None:
             return
         node.view.set_exec_state(state, badge)
+        node.view.set_stale(False)  # a state from the run under way is current
         if state == "running":
             self._running.add(node_id)
             if not self._timer.isActive():
@@ -68,8 +71,37 @@ class LiveStates:
             if view.exec_state is not None or view.badge or view.taken_port:
                 view.set_exec_state(None, None)
                 view.set_taken_port(None)
+            view.set_stale(False)
         self._running.clear()
         self._timer.stop()
+
+    def mark_stale(self) -> int:
+        """Dim every shown state: the graph changed since the run that set them.
+
+        Returns how many nodes were dimmed now (0 when none showed a fresh state)."""
+        count = 0
+        for node in self._nodes.values():
+            view = node.view
+            if not view.stale and (view.exec_state is not None or view.badge):
+                view.set_stale(True)
+                count += 1
+        return count
+
+    def stale(self, node_id: str) -> bool:
+        """Whether a node's shown state is from before the last edit."""
+        node = self._nodes.get(node_id)
+        return node is not None and node.view.stale
+
+    def set_problems(self, problems: Mapping[str, str]) -> None:
+        """Outline these nodes (node id -> "error" or "warning"); every other loses its
+        outline."""
+        for node_id, node in self._nodes.items():
+            node.view.set_problem(problems.get(node_id))
+
+    def problem(self, node_id: str) -> str | None:
+        """The validation outline a node shows: "error", "warning" or None."""
+        node = self._nodes.get(node_id)
+        return None if node is None else node.view.problem
 
     def _pulse(self) -> None:
         phase = 0.5 + 0.5 * math.sin(time.monotonic() * 6.0)

@@ -43,6 +43,10 @@ _BADGE_H = 14.0
 _BADGE_GAP = 2.0
 #: how far above the node the badge reaches (it sits over the title row, never in it)
 _BADGE_ABOVE = _BADGE_H + _BADGE_GAP
+#: how far a validation outline lies outside the body
+_OUTLINE_OUT = 4.0
+#: how much of a stale state's colour is kept (the rest is the body's)
+_STALE_KEEP = 0.35
 
 
 class LoomNodeItem(NodeItem):
@@ -103,6 +107,10 @@ class LoomNodeItem(NodeItem):
         self.badge: str | None = None
         self.taken_port: str | None = None
         self.pulse = 0.0
+        #: the state is from before the last edit: drawn dimmed (transient)
+        self.stale = False
+        #: a validation problem outlines the node: "error", "warning" or None (transient)
+        self.problem: str | None = None
         #: called with this item when it moves (the canvas refreshes its frames)
         self.on_moved: Any = None
         self._laid_out = False
@@ -191,9 +199,10 @@ class LoomNodeItem(NodeItem):
 
     def boundingRect(self) -> QRectF:
         """The body, the port circles that stick out of its sides, and the badge above."""
-        top = -_BADGE_ABOVE if self.badge else 0.0
-        return QRectF(-_PORT_OVERHANG, top, self._width + 2 * _PORT_OVERHANG,
-                      self._height - top)
+        ring = _OUTLINE_OUT if self.problem else 0.0
+        top = -max(_BADGE_ABOVE if self.badge else 0.0, ring)
+        side = max(_PORT_OVERHANG, ring)
+        return QRectF(-side, top, self._width + 2 * side, self._height - top + ring)
 
     def layout_rect(self) -> QRectF:
         """The body plus its port circles, without the badge (frames and fitting use
@@ -408,6 +417,19 @@ class LoomNodeItem(NodeItem):
         self.setOpacity(0.45 if state == "skipped" else 1.0)
         self.update()
 
+    def set_stale(self, stale: bool) -> None:
+        """Dim the run state (the graph changed since the run that set it)."""
+        if stale != self.stale:
+            self.stale = stale
+            self.update()
+
+    def set_problem(self, severity: str | None) -> None:
+        """Outline the node for a validation problem ("error", "warning") or not (None)."""
+        if severity != self.problem:
+            self.prepareGeometryChange()  # the outline lies outside the body
+            self.problem = severity
+            self.update()
+
     def set_taken_port(self, port: str | None) -> None:
         """Highlight the output port a conditional or switch took."""
         self.taken_port = port
@@ -423,6 +445,8 @@ class LoomNodeItem(NodeItem):
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         body = style.MISSING_BODY if self.missing else style.BODY
         state_color = style.STATE_COLORS.get(self.exec_state) if self.exec_state else None
+        if state_color is not None and self.stale:
+            state_color = _mix(style.BODY, state_color, _STALE_KEEP)
         if state_color is not None and self.exec_state not in ("skipped", "queued"):
             # An opaque mix, not a translucent overlay: Qt fills big translucent
             # antialiased paths on its thread pool (threads outliving the paint).
@@ -436,7 +460,19 @@ class LoomNodeItem(NodeItem):
             self._paint_badge(painter)
         self._paint_border(painter, rect, state_color)
         self._paint_ports(painter)
+        if self.problem:
+            self._paint_problem(painter, rect)
         painter.restore()
+
+    def _paint_problem(self, painter: QPainter, rect: QRectF) -> None:
+        color = style.PROBLEM_COLORS.get(self.problem or "", style.PROBLEM_COLORS["error"])
+        pen = QPen(color, 2.0)
+        pen.setStyle(Qt.PenStyle.DashLine)
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        ring = _OUTLINE_OUT - 1.0
+        painter.drawRoundedRect(rect.adjusted(-ring, -ring, ring, ring), style.RADIUS + ring,
+                                style.RADIUS + ring)
 
     def _paint_ports(self, painter: QPainter) -> None:
         offset = PORT_RECT.center()
@@ -497,11 +533,14 @@ class LoomNodeItem(NodeItem):
             return
         pill = self.badge_rect()
         state_color = style.STATE_COLORS.get(self.exec_state or "", style.STATE_COLORS["queued"])
+        text_color = state_color.lighter(130)
+        if self.stale:
+            text_color = _mix(style.BADGE, text_color, 0.5)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(style.BADGE)
         painter.drawRoundedRect(pill, 7.0, 7.0)
         painter.setFont(style.label_font())
-        painter.setPen(state_color.lighter(130))
+        painter.setPen(text_color)
         painter.drawText(pill, _ALIGN_CENTER, self.badge)
 
     def _paint_border(self, painter: QPainter, rect: QRectF, state_color: QColor | None) -> None:

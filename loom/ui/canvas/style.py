@@ -46,6 +46,11 @@ STATE_COLORS: dict[str, QColor] = {
     "stopped": QColor(245, 152, 40),
 }
 STATES = frozenset(STATE_COLORS)
+#: validation outlines, by severity
+PROBLEM_COLORS: dict[str, QColor] = {
+    "error": QColor(236, 72, 72),
+    "warning": QColor(232, 160, 48),
+}
 TAKEN_PORT = QColor(72, 196, 104)
 BADGE = QColor(18, 20, 24)
 #: the canvas background (NodeGraphQt's), for colours mixed to look translucent
