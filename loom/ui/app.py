@@ -18,34 +18,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
 from loom.registry import Registry
 
 from . import qasync_support
 from .main_window import MainWindow
+from .theme import apply_theme
 
-
-def apply_theme(app: QApplication) -> None:
-    """A dark Fusion palette that matches the canvas."""
-    app.setStyle("Fusion")
-    palette = QPalette()
-    roles = {
-        QPalette.ColorRole.Window: "#2b2d31", QPalette.ColorRole.WindowText: "#dcdfe4",
-        QPalette.ColorRole.Base: "#202225", QPalette.ColorRole.AlternateBase: "#2f3136",
-        QPalette.ColorRole.ToolTipBase: "#202225", QPalette.ColorRole.ToolTipText: "#dcdfe4",
-        QPalette.ColorRole.Text: "#dcdfe4", QPalette.ColorRole.Button: "#35373c",
-        QPalette.ColorRole.ButtonText: "#dcdfe4", QPalette.ColorRole.Highlight: "#4f7cff",
-        QPalette.ColorRole.HighlightedText: "#ffffff", QPalette.ColorRole.Link: "#7aa2ff",
-        QPalette.ColorRole.PlaceholderText: "#8b8f97",
-    }
-    for role, colour in roles.items():
-        palette.setColor(role, QColor(colour))
-    palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text, QColor("#6b6f77"))
-    palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText,
-                     QColor("#6b6f77"))
-    app.setPalette(palette)
+__all__ = ["apply_theme", "create_window", "main"]
 
 
 def create_window(registry: Registry, folders: Sequence[Path] = ()) -> MainWindow:

@@ -52,6 +52,7 @@ from loom.engine.strategies.base import Setting, check_setting
 from loom.graph import DEFAULT_EXECUTION_MODE, Node
 from loom.registry import NodeSpec, PortSpec, value_matches
 
+from . import theme
 from .code_editor import CodeEditor
 from .settings_widgets import (
     COMPLETION_SEPARATOR,
@@ -407,7 +408,8 @@ class _Row(QWidget):
         outer.addLayout(line)
         self.error = QLabel(self)
         self.error.setWordWrap(True)
-        self.error.setStyleSheet("color: #c62828; font-size: 90%;")
+        self.error.setStyleSheet(
+            f"color: {theme.error_text(self.palette()).name()}; font-size: 90%;")
         self.error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.error.hide()
         outer.addWidget(self.error)
@@ -824,7 +826,7 @@ class Inspector(QWidget):
         mode_layout.addWidget(form.mode_box)
         if plan.mode not in STRATEGIES:
             bad = QLabel(f"unknown execution mode {plan.mode!r}", mode_row)
-            bad.setStyleSheet("color: #c62828;")
+            bad.setStyleSheet(f"color: {theme.error_text(self.palette()).name()};")
             mode_layout.addWidget(bad)
         exec_form.addRow(form.label("mode", form.mode_box.toolTip()), mode_row)
         self._add_rows(form, exec_form, plan.settings)
@@ -895,9 +897,10 @@ class Inspector(QWidget):
     def _build_missing(self, form: _Form, layout: QVBoxLayout) -> None:
         node = form.plan.node
         note = QFrame(form)
+        note.setObjectName("missingNote")
         note.setFrameShape(QFrame.Shape.StyledPanel)
-        note.setStyleSheet("QFrame { background: #fff4e0; border: 1px solid #e0b060; "
-                           "border-radius: 3px; } QLabel { border: none; }")
+        # From the theme: the palette's base tinted amber, its text kept readable on it.
+        note.setStyleSheet(theme.warning_panel_style(self.palette(), "QFrame#missingNote"))
         note_layout = QHBoxLayout(note)
         icon = QLabel(note)
         icon.setPixmap(self.style().standardIcon(

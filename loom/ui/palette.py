@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import (
+    QEvent,
     QMimeData,
     QModelIndex,
     QObject,
@@ -37,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from loom.registry import NodeSpec, Registry
 
+from . import theme
 from .canvas import NODE_MIME, node_mime_data
 
 #: item data: the node type id (category rows have none)
@@ -177,15 +179,35 @@ class Palette(QWidget):
 
         # Packs that failed to load: a quiet list at the bottom, shown only when needed.
         self.problems_title = QLabel(self)
-        self.problems_title.setStyleSheet("color: #9a5b00; font-weight: bold;")
         self.problems = QListWidget(self)
         self.problems.setFrameShape(QFrame.Shape.StyledPanel)
         self.problems.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.problems.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.problems.setStyleSheet("QListWidget { background: #fff4e0; }")
+        self._problem_colours = ""
+        self._colour_problems()
         layout.addWidget(self.problems_title)
         layout.addWidget(self.problems)
         self._set_problems([])
+
+    def _colour_problems(self) -> None:
+        """The problem list's colours, from the theme and the current palette."""
+        palette = self.palette()
+        background, border, text = theme.warning_panel(palette)
+        title = theme.warning_text(palette).name()
+        key = f"{background.name()} {text.name()} {title}"
+        if key == self._problem_colours:
+            return
+        self._problem_colours = key
+        self.problems_title.setStyleSheet(f"color: {title}; font-weight: bold;")
+        self.problems.setStyleSheet(
+            f"QListWidget {{ background: {background.name()}; color: {text.name()}; "
+            f"border: 1px solid {border.name()}; }}")
+
+    def changeEvent(self, event: QEvent) -> None:
+        """Follow a palette change (the theme applied after the widget was built)."""
+        if event.type() == QEvent.Type.PaletteChange:
+            self._colour_problems()
+        super().changeEvent(event)
 
     @staticmethod
     def _quiet(label: QLabel) -> None:

@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 
 from loom.engine import Issue, NodeRecord, RunResult, to_jsonable
 
+from . import theme
 from .run_controller import format_duration
 from .timeline import STATE_COLOURS, Timeline, scope_text
 
@@ -48,8 +49,11 @@ MAX_LINES_PER_FRAME = 500
 MAX_TREE_ITEMS = 2000
 _NODE_ROLE = Qt.ItemDataRole.UserRole
 _VALUE_ROLE = Qt.ItemDataRole.UserRole + 1
-_RED = "#e5534b"
-_ORANGE = "#e39b3c"
+# From the theme (accents chosen to read on the dark theme's base colour).
+_RED = theme.ERROR.name()
+_ORANGE = theme.WARNING.name()
+_GREEN = theme.SUCCESS.name()
+_GREY = theme.MUTED.name()
 _LEVEL_COLOURS = {"error": _RED, "critical": _RED, "warning": _ORANGE}
 
 
@@ -277,7 +281,7 @@ class NodeView(QWidget):
             self.error.hide()
             return
         state = record.state.value
-        colour = STATE_COLOURS.get(state, "#8b8f97")
+        colour = STATE_COLOURS.get(state, _GREY)
         facts = [f"<span style='color:{colour}'><b>{state}</b></span>"]
         if record.duration_ms is not None:
             facts.append(format_duration(record.duration_ms))
@@ -383,7 +387,7 @@ class RunDock(QWidget):
             # Nobody reads thousands of lines a second; keep the newest, say what was left.
             left_out = len(lines) - self.max_lines_per_frame
             note = (f"{' ' * 13}… {left_out} lines left out (too many at once)", None,
-                    "#8b8f97")
+                    _GREY)
             lines = [note, *lines[-self.max_lines_per_frame:]]
         if lines:
             self.log.add_lines(lines)
@@ -399,7 +403,7 @@ class RunDock(QWidget):
         text = f"run {status} in {format_duration(result.duration_ms)}"
         if failed:
             text += f": {len(failed)} node(s) failed"
-        colour = {"failed": _RED, "stopped": _ORANGE}.get(status, "#3fa66b")
+        colour = {"failed": _RED, "stopped": _ORANGE}.get(status, _GREEN)
         stamp = _stamp({"t": result.duration_ms / 1000.0})
         lines: list[tuple[str, str | None, str | None]] = [(stamp + text, None, colour)]
         for issue in result.issues:
