@@ -12,6 +12,7 @@ from PySide6.QtGui import QGuiApplication
 
 from loom import node
 from loom.engine import Issue, RunStatus
+from loom.ui import theme
 from loom.ui.run_controller import RunController
 from loom.ui.run_dock import RunDock
 
@@ -118,7 +119,7 @@ def test_log_and_problems_after_a_failed_run(qloop: Any, qtbot: Any, dock: RunDo
     assert failed
     block = dock.log.document().findBlockByNumber(failed[0])
     colour = block.begin().fragment().charFormat().foreground().color().name()
-    assert colour == "#e5534b"
+    assert colour == theme.ERROR.name(), "failures are in the theme's red"
     assert "run failed in" in lines[-1] and "1 node(s) failed" in lines[-1]
     # Problems: the failure, with its traceback beneath; the tab says how many.
     problems = dock.problems
