@@ -33,6 +33,17 @@ WARNING = QColor("#e39b3c")
 SUCCESS = QColor("#3fa66b")
 MUTED = QColor("#8b8f97")
 
+#: run states as the run view draws them (timeline bars, the Node tab); white text
+#: (:data:`BAR_TEXT`) is drawn on the bars
+STATE_COLOURS: dict[str, str] = {
+    "running": "#4f8ff7",
+    "done": "#3fa66b",
+    "failed": "#e5534b",
+    "stopped": "#e39b3c",
+    "skipped": "#7d828b",
+}
+BAR_TEXT = "#ffffff"
+
 #: the smallest text contrast ratio the editor draws (WCAG AA for normal text)
 MIN_CONTRAST = 4.5
 #: how much of the warning accent tints a warning panel's background

@@ -31,16 +31,12 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QAbstractScrollArea, QToolTip, QWidget
 
+from . import theme
 from .run_controller import format_duration
 
 #: Bar colours by final state (readable on dark and light palettes).
-STATE_COLOURS = {
-    "running": "#4f8ff7",
-    "done": "#3fa66b",
-    "failed": "#e5534b",
-    "stopped": "#e39b3c",
-    "skipped": "#7d828b",
-}
+#: bar colour by how the execution ended (the theme's; the run view's Node tab uses it too)
+STATE_COLOURS = theme.STATE_COLOURS
 _END_STATE = {"node_finished": "done", "node_failed": "failed", "node_stopped": "stopped"}
 
 AXIS_HEIGHT = 22
@@ -48,7 +44,7 @@ ROW_HEIGHT = 18
 ROW_GAP = 3
 MARGIN = 8
 _MIN_LABEL_PX = 36  # narrower bars carry no text
-_TEXT = QColor("#ffffff")
+_TEXT = QColor(theme.BAR_TEXT)
 _MERGE_PX = 4  # thin bars merge into rectangles up to this wide
 
 
