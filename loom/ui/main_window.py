@@ -91,8 +91,7 @@ class MainWindow(QMainWindow):
         self.runner = RunController(registry, self.canvas, self)
         self.watcher = PackWatcher(registry, watched_folders(pack_folders or []))
         #: validation problems on the canvas and in Problems, re-checked after edits
-        self.problem_marks = ProblemMarks(self.canvas, registry, self.run_dock.show_issues,
-                                          self)
+        self.problem_marks = ProblemMarks(self.canvas, registry, self._list_issues, self)
         self._status = QLabel("idle")
         self.run_preferences = RunPreferences()
         #: options of the runs the window starts (see :meth:`set_run_target`)
@@ -522,6 +521,13 @@ class MainWindow(QMainWindow):
             f"{sum(i.severity == 'error' for i in issues)} error(s), "
             f"{sum(i.severity == 'warning' for i in issues)} warning(s)" if issues
             else "The graph is valid.", 5000)
+
+    def _list_issues(self, issues: list[Any], focus: bool) -> None:
+        tabs = self.run_dock.tabs
+        shown = tabs.currentIndex()
+        self.run_dock.show_issues(issues)
+        if not focus:  # a re-check after an edit: the list updates where it is
+            tabs.setCurrentIndex(shown)
 
     def _run_refused(self, issues: list[Any]) -> None:
         # The run view lists them already (it follows the runner); outline them too.

@@ -44,11 +44,14 @@ def problem_nodes(issues: Iterable[Issue], graph: Graph) -> dict[str, str]:
 class ProblemMarks(QObject):
     """Shows validation problems on the canvas and re-checks them after edits.
 
-    ``show_list`` receives each new issue list (the run view's Problems tab).
+    ``show_list(issues, focus)`` receives each new issue list (the run view's Problems
+    tab); ``focus`` is False for the quiet re-checks after edits, which must not pull
+    the user's eye (or tab) away from what they are editing.
     """
 
     def __init__(self, canvas: Canvas, registry: Registry,
-                 show_list: Callable[[list[Issue]], None], parent: QObject | None = None
+                 show_list: Callable[[list[Issue], bool], None],
+                 parent: QObject | None = None
                  ) -> None:
         super().__init__(parent)
         self._canvas = canvas
@@ -72,12 +75,12 @@ class ProblemMarks(QObject):
         self._canvas.set_problems(problem_nodes(issues, graph))
         self._shown = bool(issues)
 
-    def validate(self) -> list[Issue]:
+    def validate(self, focus: bool = True) -> list[Issue]:
         """Check the graph now, show the problems everywhere, return them."""
         self._timer.stop()
         graph = self._canvas.to_graph()
         issues = validate(graph, self.registry)
-        self._show_list(issues)
+        self._show_list(issues, focus)
         self.show(issues, graph)
         return issues
 
@@ -89,7 +92,7 @@ class ProblemMarks(QObject):
     def recheck(self) -> None:
         """Check again (the timer's slot); a valid graph clears every mark."""
         if self._shown:
-            self.validate()
+            self.validate(focus=False)
 
     def clear(self) -> None:
         """Forget the marks (a run starts, another graph is opened)."""

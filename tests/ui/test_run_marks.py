@@ -13,10 +13,12 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
+from loom.engine import Issue
 from loom.graph import Graph, Node
 from loom.ui.canvas import Canvas
 from loom.ui.canvas.node_item import LoomNodeItem
 from loom.ui.main_window import MainWindow
+from loom.ui.problem_marks import problem_nodes
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "resources" / "examples"
@@ -219,3 +221,13 @@ def test_moving_a_node_after_a_run_keeps_its_colours_fresh(window: MainWindow,
     _drag(qtbot, window, start, start + type(start)(60, 40))
     assert window.canvas.node("up").position != (0.0, 0.0), "the node moved"
     assert not window.canvas.stale("up")
+
+
+def test_problem_nodes_names_nodes_by_id_or_label_and_keeps_the_worst() -> None:
+    graph = Graph()
+    graph.add_node(Node("a", "values.number", name="First"))
+    graph.add_node(Node("b", "values.number"))
+    issues = [Issue("warning", "w", "First (a)"), Issue("error", "e", "First (a)"),
+              Issue("warning", "w", "First (a)"), Issue("warning", "w", "b"),
+              Issue("error", "the graph has a cycle"), Issue("error", "gone", "nobody")]
+    assert problem_nodes(issues, graph) == {"a": "error", "b": "warning"}

@@ -28,6 +28,9 @@ class LiveStates:
     def __init__(self, nodes: Mapping[str, LoomNode], parent: QObject) -> None:
         self._nodes = nodes
         self._running: set[str] = set()
+        #: a state was shown since the last clear or dimming (else an edit has nothing
+        #: to dim, and a 10,000-node graph is not walked on every edit)
+        self._fresh = False
         self._timer = QTimer(parent)
         self._timer.setInterval(_PULSE_MS)
         self._timer.timeout.connect(self._pulse)
@@ -41,6 +44,8 @@ class LiveStates:
             return
         node.view.set_exec_state(state, badge)
         node.view.set_stale(False)  # a state from the run under way is current
+        if state is not None or badge:
+            self._fresh = True
         if state == "running":
             self._running.add(node_id)
             if not self._timer.isActive():
@@ -74,11 +79,15 @@ class LiveStates:
             view.set_stale(False)
         self._running.clear()
         self._timer.stop()
+        self._fresh = False
 
     def mark_stale(self) -> int:
         """Dim every shown state: the graph changed since the run that set them.
 
         Returns how many nodes were dimmed now (0 when none showed a fresh state)."""
+        if not self._fresh:
+            return 0
+        self._fresh = False
         count = 0
         for node in self._nodes.values():
             view = node.view
