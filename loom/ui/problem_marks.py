@@ -32,7 +32,8 @@ def problem_nodes(issues: Iterable[Issue], graph: Graph) -> dict[str, str]:
     by_label = {node.label: node.id for node in graph}
     marks: dict[str, str] = {}
     for issue in issues:
-        key = issue.node
+        # A separate id field, when the issue carries one, wins over its display text.
+        key = getattr(issue, "node_id", None) or issue.node
         if key is None:
             continue
         node_id = key if key in graph.nodes else by_label.get(key)
