@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from loom.graph import LoomFileError
+from loom.graph import Graph, LoomFileError
 from loom.registry import Registry
 
 from .canvas import Canvas
@@ -522,9 +522,11 @@ class MainWindow(QMainWindow):
             f"{sum(i.severity == 'warning' for i in issues)} warning(s)" if issues
             else "The graph is valid.", 5000)
 
-    def _list_issues(self, issues: list[Any], focus: bool) -> None:
+    def _list_issues(self, issues: list[Any], graph: Graph, focus: bool) -> None:
         tabs = self.run_dock.tabs
         shown = tabs.currentIndex()
+        # Problems name nodes as the canvas does now, not as the last run did.
+        self.run_dock.set_labels({nid: node.name or nid for nid, node in graph.nodes.items()})
         self.run_dock.show_issues(issues)
         if not focus:  # a re-check after an edit: the list updates where it is
             tabs.setCurrentIndex(shown)

@@ -26,14 +26,13 @@ RECHECK_MS = 150
 def problem_nodes(issues: Iterable[Issue], graph: Graph) -> dict[str, str]:
     """Node id -> worst severity ("error" beats "warning") of the issues naming it.
 
-    An issue names its node by id or by display label (``name (id)``); issues about
-    the whole graph (no node) outline nothing.
+    An issue names its node by ``node_id``, or else by its id or display label
+    (``name (id)``) in ``node``; issues about the whole graph outline nothing.
     """
     by_label = {node.label: node.id for node in graph}
     marks: dict[str, str] = {}
     for issue in issues:
-        # A separate id field, when the issue carries one, wins over its display text.
-        key = getattr(issue, "node_id", None) or issue.node
+        key = issue.node_id or issue.node  # the id when the engine gave one
         if key is None:
             continue
         node_id = key if key in graph.nodes else by_label.get(key)
@@ -45,13 +44,14 @@ def problem_nodes(issues: Iterable[Issue], graph: Graph) -> dict[str, str]:
 class ProblemMarks(QObject):
     """Shows validation problems on the canvas and re-checks them after edits.
 
-    ``show_list(issues, focus)`` receives each new issue list (the run view's Problems
+    ``show_list(issues, graph, focus)`` receives each new issue list, with the graph
+    it is about (the run view's Problems
     tab); ``focus`` is False for the quiet re-checks after edits, which must not pull
     the user's eye (or tab) away from what they are editing.
     """
 
     def __init__(self, canvas: Canvas, registry: Registry,
-                 show_list: Callable[[list[Issue], bool], None],
+                 show_list: Callable[[list[Issue], Graph, bool], None],
                  parent: QObject | None = None
                  ) -> None:
         super().__init__(parent)
@@ -81,7 +81,7 @@ class ProblemMarks(QObject):
         self._timer.stop()
         graph = self._canvas.to_graph()
         issues = validate(graph, self.registry)
-        self._show_list(issues, focus)
+        self._show_list(issues, graph, focus)
         self.show(issues, graph)
         return issues
 

@@ -231,3 +231,5 @@ def test_problem_nodes_names_nodes_by_id_or_label_and_keeps_the_worst() -> None:
               Issue("warning", "w", "First (a)"), Issue("warning", "w", "b"),
               Issue("error", "the graph has a cycle"), Issue("error", "gone", "nobody")]
     assert problem_nodes(issues, graph) == {"a": "error", "b": "warning"}
+    by_id = [Issue("error", "e", "Renamed since", node_id="b")]
+    assert problem_nodes(by_id, graph) == {"b": "error"}, "the id wins over the label"
