@@ -400,7 +400,7 @@ class Canvas(QObject):
             [(w.src_node, w.dst_node) for n in members for w in self._model.wires_from(n)])
         bounds = QRectF()
         for node in members:
-            bounds = bounds.united(node.view.mapRectToScene(node.view.layout_rect()))
+            bounds = bounds.united(node.view.sceneBoundingRect())
         pos = (bounds.left() - 260.0, bounds.center().y() - 40.0)
         node_id = self._model.new_id()
         data = default_node(spec, type_id, node_id, pos)
@@ -483,8 +483,7 @@ class Canvas(QObject):
 
     def center_on(self, node_id: str) -> None:
         """Scroll so a node is in the middle of the view (zoom unchanged)."""
-        view = self._model.get(node_id).view
-        rect = view.mapRectToScene(view.layout_rect())
+        rect = self._model.get(node_id).view.sceneBoundingRect()
         viewer = self._viewer
         viewer._scene_range.translate(rect.center() - viewer._scene_range.center())
         viewer._update_scene()
@@ -498,7 +497,7 @@ class Canvas(QObject):
         left = top = math.inf
         right = bottom = -math.inf
         for node in nodes:
-            rect = node.view.mapRectToScene(node.view.layout_rect())
+            rect = node.view.sceneBoundingRect()
             left, top = min(left, rect.left()), min(top, rect.top())
             right, bottom = max(right, rect.right()), max(bottom, rect.bottom())
         bounds = QRectF(left, top, right - left, bottom - top)
@@ -595,7 +594,7 @@ class Canvas(QObject):
 
     def _node_rect(self, node_id: str) -> QRectF | None:
         node = self._model.nodes.get(node_id)
-        return None if node is None else node.view.mapRectToScene(node.view.layout_rect())
+        return None if node is None else node.view.sceneBoundingRect()
 
     # ------------------------------------------------------------------ viewer events
     def _on_connection_changed(self, disconnected: list[Any], connected: list[Any]) -> None:

@@ -111,6 +111,8 @@ class LoomNodeItem(NodeItem):
         self.stale = False
         #: a validation problem outlines the node: "error", "warning" or None (transient)
         self.problem: str | None = None
+        self._badge_item: _BadgeItem | None = None
+        self._outline_item: _OutlineItem | None = None
         #: called with this item when it moves (the canvas refreshes its frames)
         self.on_moved: Any = None
         self._laid_out = False
@@ -198,15 +200,10 @@ class LoomNodeItem(NodeItem):
         return
 
     def boundingRect(self) -> QRectF:
-        """The body, the port circles that stick out of its sides, and the badge above."""
-        ring = _OUTLINE_OUT if self.problem else 0.0
-        top = -max(_BADGE_ABOVE if self.badge else 0.0, ring)
-        side = max(_PORT_OVERHANG, ring)
-        return QRectF(-side, top, self._width + 2 * side, self._height - top + ring)
+        """The body plus the port circles that stick out of its sides.
 
-    def layout_rect(self) -> QRectF:
-        """The body plus its port circles, without the badge (frames and fitting use
-        this, so a badge coming and going never moves a frame)."""
+        The badge above and a problem outline around are child items: they never
+        change this rectangle, so where a node is does not depend on its run state."""
         return QRectF(-_PORT_OVERHANG, 0.0, self._width + 2 * _PORT_OVERHANG, self._height)
 
     @property
@@ -334,6 +331,10 @@ class LoomNodeItem(NodeItem):
         room = self._width - 2 * style.LABEL_PAD
         self._shown_title = self._title if _title_width(self._title) <= room else (
             style.title_metrics().elidedText(self._title, _ELIDE_RIGHT, room))
+        if self.badge:
+            self._sync_badge()
+        if self.problem:
+            self._sync_outline()
         self.redraw_pipes()
         self.update()
 
@@ -411,24 +412,49 @@ class LoomNodeItem(NodeItem):
     def set_exec_state(self, state: str | None, badge: str | None) -> None:
         """Show a run state and badge (transient; never saved)."""
         self.exec_state = state
-        if bool(badge) != bool(self.badge):
-            self.prepareGeometryChange()  # the badge's room above the node comes or goes
         self.badge = badge
         self.setOpacity(0.45 if state == "skipped" else 1.0)
+        self._sync_badge()
         self.update()
 
     def set_stale(self, stale: bool) -> None:
         """Dim the run state (the graph changed since the run that set it)."""
         if stale != self.stale:
             self.stale = stale
+            self._sync_badge()
             self.update()
 
     def set_problem(self, severity: str | None) -> None:
         """Outline the node for a validation problem ("error", "warning") or not (None)."""
         if severity != self.problem:
-            self.prepareGeometryChange()  # the outline lies outside the body
             self.problem = severity
-            self.update()
+            self._sync_outline()
+
+    def _sync_badge(self) -> None:
+        """Show the badge in its child item (made on first use: most nodes never run)."""
+        item = self._badge_item
+        if not self.badge:
+            if item is not None:
+                item.hide()
+            return
+        if item is None:
+            item = self._badge_item = _BadgeItem(self)
+        color = style.STATE_COLORS.get(self.exec_state or "", style.STATE_COLORS["queued"])
+        color = color.lighter(130)
+        if self.stale:
+            color = _mix(style.BADGE, color, 0.5)
+        item.show_text(self.badge_rect(), self.badge, color)
+
+    def _sync_outline(self) -> None:
+        item = self._outline_item
+        if not self.problem:
+            if item is not None:
+                item.hide()
+            return
+        if item is None:
+            item = self._outline_item = _OutlineItem(self)
+        color = style.PROBLEM_COLORS.get(self.problem, style.PROBLEM_COLORS["error"])
+        item.show_around(QRectF(0.0, 0.0, self._width, self._height), color)
 
     def set_taken_port(self, port: str | None) -> None:
         """Highlight the output port a conditional or switch took."""
@@ -457,22 +483,9 @@ class LoomNodeItem(NodeItem):
         self._paint_title(painter, rect, lod)
         if lod >= _LOD_TEXT:
             self._paint_labels(painter)
-            self._paint_badge(painter)
         self._paint_border(painter, rect, state_color)
         self._paint_ports(painter)
-        if self.problem:
-            self._paint_problem(painter, rect)
         painter.restore()
-
-    def _paint_problem(self, painter: QPainter, rect: QRectF) -> None:
-        color = style.PROBLEM_COLORS.get(self.problem or "", style.PROBLEM_COLORS["error"])
-        pen = QPen(color, 2.0)
-        pen.setStyle(Qt.PenStyle.DashLine)
-        painter.setPen(pen)
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        ring = _OUTLINE_OUT - 1.0
-        painter.drawRoundedRect(rect.adjusted(-ring, -ring, ring, ring), style.RADIUS + ring,
-                                style.RADIUS + ring)
 
     def _paint_ports(self, painter: QPainter) -> None:
         offset = PORT_RECT.center()
@@ -528,21 +541,6 @@ class LoomNodeItem(NodeItem):
                 painter.drawText(QRectF(style.LABEL_PAD, top + i * row, width, row),
                                  _ALIGN_RIGHT, port.name)
 
-    def _paint_badge(self, painter: QPainter) -> None:
-        if not self.badge:
-            return
-        pill = self.badge_rect()
-        state_color = style.STATE_COLORS.get(self.exec_state or "", style.STATE_COLORS["queued"])
-        text_color = state_color.lighter(130)
-        if self.stale:
-            text_color = _mix(style.BADGE, text_color, 0.5)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(style.BADGE)
-        painter.drawRoundedRect(pill, 7.0, 7.0)
-        painter.setFont(style.label_font())
-        painter.setPen(text_color)
-        painter.drawText(pill, _ALIGN_CENTER, self.badge)
-
     def _paint_border(self, painter: QPainter, rect: QRectF, state_color: QColor | None) -> None:
         painter.setBrush(Qt.BrushStyle.NoBrush)
         if self.isSelected():
@@ -565,6 +563,82 @@ class LoomNodeItem(NodeItem):
             painter.setPen(QPen(state_color, 1.6))
             painter.drawRoundedRect(rect.adjusted(3, 3, -3, -3), style.RADIUS - 2,
                                     style.RADIUS - 2)
+
+
+class _BadgeItem(QGraphicsItem):
+    """The run badge: a pill just above the node's title row (a child item, so the
+    node's own rectangle never depends on it). Clicks pass through it."""
+
+    def __init__(self, node: LoomNodeItem) -> None:
+        super().__init__(node)
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+        self._rect = QRectF()
+        self._text = ""
+        self._color = QColor()
+
+    def show_text(self, rect: QRectF, text: str, color: QColor) -> None:
+        """Show ``text`` in ``color`` in a pill at ``rect`` (node coordinates)."""
+        if rect != self._rect:
+            self.prepareGeometryChange()
+            self._rect = rect
+        self._text, self._color = text, color
+        self.show()
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        """The pill."""
+        return self._rect
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
+              widget: QWidget | None = None) -> None:
+        """The pill and its text (nothing when zoomed out too far to read it)."""
+        if option.levelOfDetailFromTransform(painter.worldTransform()) < _LOD_TEXT:
+            return
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(style.BADGE)
+        painter.drawRoundedRect(self._rect, 7.0, 7.0)
+        painter.setFont(style.label_font())
+        painter.setPen(self._color)
+        painter.drawText(self._rect, _ALIGN_CENTER, self._text)
+
+
+class _OutlineItem(QGraphicsItem):
+    """A validation problem's dashed outline around the node (a child item drawn
+    behind it, so only the ring outside the body shows). Clicks pass through it."""
+
+    def __init__(self, node: LoomNodeItem) -> None:
+        super().__init__(node)
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemStacksBehindParent, True)
+        self._body = QRectF()
+        self._color = QColor()
+
+    def show_around(self, body: QRectF, color: QColor) -> None:
+        """Outline ``body`` (node coordinates) in ``color``."""
+        if body != self._body:
+            self.prepareGeometryChange()
+            self._body = body
+        self._color = color
+        self.show()
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        """The body grown by the ring."""
+        ring = _OUTLINE_OUT
+        return self._body.adjusted(-ring, -ring, ring, ring)
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
+              widget: QWidget | None = None) -> None:
+        """A dashed rounded ring just outside the body."""
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        pen = QPen(self._color, 2.0)
+        pen.setStyle(Qt.PenStyle.DashLine)
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        ring = _OUTLINE_OUT - 1.0
+        painter.drawRoundedRect(self._body.adjusted(-ring, -ring, ring, ring),
+                                style.RADIUS + ring, style.RADIUS + ring)
 
 
 def _badge_width(text: str) -> float:
