@@ -10,7 +10,7 @@ import ast
 import functools
 import linecache
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from loom import Branch, node
 
@@ -37,14 +37,23 @@ def switch(value: Any) -> Any:
     return value
 
 
-@node(id="control.merge", category="Control", join="first", params=["inputs"],
-      dynamic_inputs="inputs", cheap=True)
-def merge(inputs: str = "a, b", **values: Any) -> Any:
-    """Pass on the first value that arrives on any input (joins if/else branches).
+@node(id="control.merge", category="Control", join="first", join_param="mode",
+      params=["inputs", "mode"], dynamic_inputs="inputs", cheap=True)
+def merge(inputs: str = "a, b", mode: Literal["first", "all"] = "first",
+          **values: Any) -> Any:
+    """Join branches: pass on the first value that arrives, or wait for all of them.
 
-    ``inputs`` lists the input ports. The others may be skipped; the merge is
-    skipped only when all of them are.
+    ``inputs`` lists the input ports. With ``mode`` ``first`` (the default) the
+    first value to arrive on any input leaves by ``out``; the others may be skipped.
+    With ``all`` the merge waits until every input has delivered and sends out an
+    object of the values that arrived, keyed by port in the order ``inputs`` lists
+    them (inputs that were skipped are left out: n8n's "wait for both"). Either way
+    the merge is skipped only when all of its inputs are.
     """
+    if mode == "all":
+        order = [p.strip() for p in inputs.split(",") if p.strip()]
+        return {**{p: values[p] for p in order if p in values},
+                **{p: v for p, v in values.items() if p not in order}}
     return next(iter(values.values()), None)
 
 

@@ -67,7 +67,7 @@ class PlannedNode:
     """
 
     __slots__ = ("defaults", "direct", "edge_hi", "edge_lo", "index", "inline", "inputs",
-                 "join_first", "long_running", "mode", "mutable_defaults", "n_deps", "node",
+                 "join_first", "join_present", "long_running", "mode", "mutable_defaults", "n_deps", "node",
                  "outputs", "policy", "required", "spec", "strategy", "value_outputs")
 
     def __init__(self, index: int, node: Node, spec: NodeSpec | None, strategy: Strategy,
@@ -97,6 +97,9 @@ class PlannedNode:
         self.n_deps = 0
         #: ready on the first value that arrives (merge nodes)
         self.join_first = join_first
+        #: ready once every input delivered, with the values that arrived; skipped only
+        #: when every input is skipped (a merge in mode "all")
+        self.join_present = False
         #: quick enough to run on the loop without a coroutine or Task of its own
         self.inline = inline
         #: for the commonest node (inline, no ctx, one value port, plain routing):
@@ -287,6 +290,8 @@ class _Binder:
                               spec.join == "first", inline, direct, policy)
         planned.mutable_defaults = mutable
         planned.required = binding.required
+        if spec.join_param is not None and defaults.get(spec.join_param) == "all":
+            planned.join_first, planned.join_present = False, True
         return planned
 
     def _strategy(self, node: Node, mode: Any, spec: NodeSpec | None) -> tuple[str, Strategy]:
@@ -387,10 +392,11 @@ def _check_inputs(plan: Plan, out: _Collector, wired: set[tuple[int, str]]) -> N
         if planned.spec is None:
             continue
         i, defaults = planned.index, planned.defaults
-        if planned.join_first:
+        if planned.join_first or planned.join_present:
             if not any((i, name) in wired for name in planned.inputs):
                 out.error(planned.node, "has no input wired (it passes on the first that "
-                                        "arrives)")
+                                        "arrives)" if planned.join_first else
+                          "has no input wired (it passes on every input that arrives)")
             continue
         for name in planned.required:
             if name not in defaults and (i, name) not in wired:

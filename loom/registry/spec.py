@@ -76,6 +76,10 @@ class NodeSpec:
     wants_ctx: bool = False
     #: "first": ready when any input has a value (a merge); "all": when all have
     join: Join = "all"
+    #: name of a parameter whose value picks the join per node: ``"first"`` as above,
+    #: or ``"all"``: ready once every input has delivered, running with the inputs that
+    #: carry a value and skipped only when all are skipped (a merge that waits)
+    join_param: str | None = None
     #: name of a property listing extra input / output ports (code and merge nodes)
     dynamic_inputs: str | None = None
     dynamic_outputs: str | None = None
@@ -206,6 +210,7 @@ def build_spec(func: Callable[..., Any], *, id: str | None = None,
                outputs: Sequence[str] | Mapping[str, Any] | None = None,
                params: Sequence[str] = (), cheap: bool = False,
                executor: Executor | None = None, join: Join = "all",
+               join_param: str | None = None,
                dynamic_inputs: str | None = None, dynamic_outputs: str | None = None,
                mode: str | None = None, metadata: Mapping[str, Any] | None = None,
                version: int = 1, migrations: Mapping[int, Migration] | None = None,
@@ -256,6 +261,7 @@ def build_spec(func: Callable[..., Any], *, id: str | None = None,
         executor=chosen,
         wants_ctx=wants_ctx,
         join=join,
+        join_param=join_param,
         dynamic_inputs=dynamic_inputs,
         dynamic_outputs=dynamic_outputs,
         metadata=meta,
@@ -286,6 +292,8 @@ def node(func: F | None = None, /, **options: Any) -> Any:
     - ``mode`` / ``metadata``: default execution mode and settings of new nodes.
     - ``params``: parameters that are properties only, never wired.
     - ``join="first"``: ready when the first input arrives (merge nodes).
+    - ``join_param``: a parameter whose value (``"first"`` or ``"all"``) picks the join
+      per node; ``"all"`` waits for every input that is not skipped.
     - ``dynamic_inputs`` / ``dynamic_outputs``: a property listing extra ports.
     - ``version`` and ``migrations={old_version: fn(node)}``: upgrade saved nodes.
 
