@@ -270,7 +270,8 @@ def build_spec(func: Callable[..., Any], *, id: str | None = None,
     )
     if chosen in ("process", "dask") and not spec.portable:
         raise TypeError(f"@node {where}: executor={chosen!r} needs a plain function "
-                        "without a ctx parameter")
+                        "without a ctx parameter (ctx, with ctx.vars and ctx.shared, lives "
+                        "in the process that runs the graph)")
     return spec
 
 
