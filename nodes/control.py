@@ -1,4 +1,5 @@
-"""Control nodes: if, switch, merge and the Python code node.
+"""Control nodes: if, switch, merge and the Python code node, and the built-in
+predicates a conditional node's ``condition_func`` may name.
 
 Their ids and ports are stable (DESIGN.md, "built-in control nodes"): graphs and
 docs rely on them. They are written with the public ``@node`` API only.
@@ -12,7 +13,7 @@ import linecache
 from collections.abc import Callable
 from typing import Any, Literal
 
-from loom import Branch, node
+from loom import Branch, node, predicate
 
 
 @node(id="control.if", category="Control", outputs=["true", "false"], mode="conditional",
@@ -25,6 +26,44 @@ def if_(value: Any = None, condition: Any = None) -> Branch:
     nodes after it are skipped.
     """
     return Branch(value if condition is None else condition, value)
+
+
+# ------------------------------------------------- predicates for condition_func
+
+
+@predicate
+def truthy(value: Any) -> bool:
+    """Python's truth: not None, 0, "", an empty list or dict, False."""
+    return bool(value)
+
+
+@predicate
+def is_none(value: Any) -> bool:
+    """The value is None (null)."""
+    return value is None
+
+
+@predicate
+def not_none(value: Any) -> bool:
+    """The value is anything but None (0 and "" included)."""
+    return value is not None
+
+
+@predicate
+def is_empty(value: Any) -> bool:
+    """None, or a string, list or object without items."""
+    if value is None:
+        return True
+    try:
+        return len(value) == 0
+    except TypeError:
+        return False
+
+
+@predicate
+def not_empty(value: Any) -> bool:
+    """Anything :func:`is_empty` is not."""
+    return not is_empty(value)
 
 
 @node(id="control.switch", category="Control", outputs=[], mode="switch", cheap=True,

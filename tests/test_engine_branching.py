@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from helpers import graph_of, registry_of, run_graph, states
@@ -187,8 +188,6 @@ async def test_switch_ports_default_names() -> None:
 
 @node(id="t.slow_value")
 async def slow_value(value: Any = None, delay: float = 0.05) -> Any:
-    import asyncio  # noqa: PLC0415 - only this node sleeps
-
     await asyncio.sleep(delay)
     return value
 

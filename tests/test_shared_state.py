@@ -112,5 +112,5 @@ def test_shared_never_reaches_a_process_or_dask_node() -> None:
     assert executor_name(count.__loom_spec__, "dask") == "thread"
     run = RunContext(EventBus())
     for dumps in (pickle.dumps, cloudpickle.dumps):
-        with pytest.raises(TypeError, match="ctx.shared cannot leave the process"):
+        with pytest.raises(TypeError, match=r"ctx\.shared cannot leave the process"):
             dumps(run.shared)

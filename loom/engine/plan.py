@@ -67,8 +67,9 @@ class PlannedNode:
     """
 
     __slots__ = ("defaults", "direct", "edge_hi", "edge_lo", "index", "inline", "inputs",
-                 "join_first", "join_present", "long_running", "mode", "mutable_defaults", "n_deps", "node",
-                 "outputs", "policy", "required", "spec", "strategy", "value_outputs")
+                 "join_first", "join_present", "long_running", "mode", "mutable_defaults",
+                 "n_deps", "node", "outputs", "policy", "required", "spec", "strategy",
+                 "value_outputs")
 
     def __init__(self, index: int, node: Node, spec: NodeSpec | None, strategy: Strategy,
                  mode: str, inputs: Mapping[str, PortSpec], outputs: tuple[PortSpec, ...],
@@ -162,6 +163,8 @@ class Plan:
     captures: dict[int, dict[str, list[tuple[int, str]]]] = field(default_factory=dict)
     #: while node -> (body node, its port, the loop node's input port) carried back
     back_edges: dict[int, list[tuple[int, str, str]]] = field(default_factory=dict)
+    #: the registry's ``@predicate`` functions by name (``condition_func``)
+    predicates: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
 
     def wires_from(self, i: int) -> Iterator[tuple[str, int, str | None]]:
         """The wires leaving node ``i``: (port, destination index, destination port)."""
@@ -485,7 +488,7 @@ def _compile(graph: Graph, registry: Registry, strategies: Mapping[str, Strategy
     index = {node_id: i for i, node_id in enumerate(graph.nodes)}
     binder = _Binder(graph, registry, strategies, out)
     nodes = [binder.bind(i, node) for i, node in enumerate(graph.nodes.values())]
-    plan = Plan(graph, nodes, index, out.issues)
+    plan = Plan(graph, nodes, index, out.issues, predicates=registry.predicates)
     for planned in nodes:
         if not planned.strategy.node_independent:
             for message in planned.strategy.validate(planned.node, index):

@@ -310,6 +310,29 @@ def node(func: F | None = None, /, **options: Any) -> Any:
     return decorate(func) if func is not None else decorate
 
 
+def predicate(func: F | None = None, /, *, name: str | None = None) -> Any:
+    """Register a function as a named predicate for ``metadata.condition_func``.
+
+    A conditional node naming it (``"condition_func": "is_empty"``) applies it to its
+    result: the predicate's truthiness decides, the result is the value passed on.
+    Use bare (``@predicate``) or named (``@predicate(name="nonempty")``); the name is
+    the function's by default. Packs register predicates the way they register nodes.
+    """
+    def decorate(f: F) -> F:
+        if not callable(f) or inspect.isclass(f):
+            raise TypeError(f"@predicate needs a function, got {f!r}")
+        f.__loom_predicate__ = name or f.__name__  # type: ignore[attr-defined]
+        return f
+
+    return decorate(func) if func is not None else decorate
+
+
+def predicate_name(obj: Any) -> str | None:
+    """The name ``@predicate`` gave a function, if any."""
+    found = getattr(obj, "__loom_predicate__", None)
+    return found if isinstance(found, str) and callable(obj) else None
+
+
 def spec_of(obj: Any) -> NodeSpec | None:
     """The spec ``@node`` attached to a function, if any."""
     spec = getattr(obj, "__loom_spec__", None)

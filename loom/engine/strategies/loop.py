@@ -217,10 +217,8 @@ class LoopStrategy(Strategy):
                 raise flow.first_failure()
             results[k] = flow.result(result_node)
 
-        state = call.flow.state
-
         async def run_unit(k: int) -> None:
-            await state.checkpoint()  # one body run may be too quick to yield on its own
+            await call.flow.state.checkpoint()  # one body run may be too quick to yield on its own
             ctx = loop_ctx.clone() if parallel else loop_ctx
             try:
                 if attempts == 1:  # tenacity costs ~60 µs an item; skip it when not retrying
@@ -240,20 +238,10 @@ class LoopStrategy(Strategy):
 
         pool = Pool(len(units), int(self.setting(node, "max_concurrent")) if parallel else 1)
         stop_flag = call.ctx.stop_flag
-
-        def stop() -> bool:
-            return stop_flag.is_set() or loop.broken
-
         # A stop or a break starts no more items (those under way finish: after a stop,
         # within the grace period).
-        await pool.run(run_unit, stop=stop)
-        ran = pool.started
-        if ran < len(units) and not loop.broken:
-            raise StopRequested(f"{call.label}: run stopped after {ran} of "
-                                f"{len(units)} items")
-        if loop.broken:
-            del results[ran:]  # the items never started: counted in not_run
-            call.emit("loop_break", by=loop.broken_by, ran=ran, not_run=len(units) - ran)
+        await pool.run(run_unit, stop=lambda: stop_flag.is_set() or loop.broken)
+        ran = _items_ran(call, loop, pool.started, results)
         errors.sort(key=lambda e: e["index"])
         info = {"total": len(units), "completed": ran - len(errors),
                 "failed": len(errors), "duration_ms": (time.perf_counter() - started) * 1000.0,
@@ -306,6 +294,18 @@ class LoopStrategy(Strategy):
                 call.emit("loop_break", by=loop.broken_by, ran=iteration)
                 _, value = _decide(await call.invoke(**inputs))
                 return call.outputs(value)
+
+
+def _items_ran(call: NodeCall, loop: LoopControl, started: int, results: list[Any]) -> int:
+    """How many items ran: all of them, or after a break those started (the rest leave
+    ``results``, counted as not run). Fewer without a break means a stop: raise."""
+    total = len(results)
+    if started < total and not loop.broken:
+        raise StopRequested(f"{call.label}: run stopped after {started} of {total} items")
+    if loop.broken:
+        del results[started:]
+        call.emit("loop_break", by=loop.broken_by, ran=started, not_run=total - started)
+    return started
 
 
 def _as_items(value: Any, label: str) -> list[Any]:
