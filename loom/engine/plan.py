@@ -488,7 +488,8 @@ def _compile(graph: Graph, registry: Registry, strategies: Mapping[str, Strategy
     index = {node_id: i for i, node_id in enumerate(graph.nodes)}
     binder = _Binder(graph, registry, strategies, out)
     nodes = [binder.bind(i, node) for i, node in enumerate(graph.nodes.values())]
-    plan = Plan(graph, nodes, index, out.issues, predicates=registry.predicates)
+    # A copy: a pack reloaded during the run must not change what this run calls.
+    plan = Plan(graph, nodes, index, out.issues, predicates=dict(registry.predicates))
     for planned in nodes:
         if not planned.strategy.node_independent:
             for message in planned.strategy.validate(planned.node, index):
