@@ -62,7 +62,7 @@ def is_empty(value: Any) -> bool:
 
 @predicate
 def not_empty(value: Any) -> bool:
-    """Anything :func:`is_empty` is not."""
+    """Not None, and a string, list or object with items (or a value without a length)."""
     return not is_empty(value)
 
 
