@@ -45,7 +45,13 @@ def read_shared(after: Any = None, key: str = "seen", ctx: Any = None) -> Any:
     return ctx.shared.get(key)
 
 
-REG = registry_of(value, count, slow_add, read_shared, builtins=True)
+@node(id="t.wave_count")
+def wave_count(event: Any = None, ctx: Any = None) -> Any:
+    ctx.vars["mine"] = ctx.vars.get("mine", 0) + 1
+    return ctx.shared.increment("waves"), ctx.vars["mine"]
+
+
+REG = registry_of(value, count, slow_add, read_shared, wave_count, builtins=True)
 
 
 def counting_graph(body_type: str, key: str, items: int = 60) -> Any:
@@ -82,6 +88,17 @@ async def test_parallel_branches_see_each_others_writes() -> None:
     result, _ = await run_graph(graph, REG)
     assert result.status is RunStatus.SUCCEEDED, result.errors
     assert result.outputs["p"]["results"] == {"a": "a", "b": 2}
+
+
+async def test_overlapping_event_waves_share_ctx_shared() -> None:
+    graph = graph_of([("tick", "event.timer", {}, {"event_type": "timer", "interval": 0.01,
+                                                   "count": 4, "max_concurrent_waves": 4}),
+                      ("d", "t.wave_count")], ["tick.event -> d.event"])
+    result, rec = await run_graph(graph, REG)
+    assert result.status is RunStatus.SUCCEEDED, result.errors
+    seen = [e["outputs"]["out"] for e in rec.of("node_finished") if e["node"] == "d"]
+    assert sorted(shared for shared, _ in seen) == [1, 2, 3, 4]
+    assert {mine for _, mine in seen} == {1}, "ctx.vars is cloned per overlapping wave"
 
 
 def test_shared_is_one_mapping_for_every_clone_and_thread_safe() -> None:
