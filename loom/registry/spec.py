@@ -317,6 +317,7 @@ def predicate(func: F | None = None, /, *, name: str | None = None) -> Any:
     result: the predicate's truthiness decides, the result is the value passed on.
     Use bare (``@predicate``) or named (``@predicate(name="nonempty")``); the name is
     the function's by default. Packs register predicates the way they register nodes.
+    A predicate runs on the event loop as the node routes its result: keep it quick.
     """
     def decorate(f: F) -> F:
         if not callable(f) or inspect.isclass(f):
