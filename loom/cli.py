@@ -237,6 +237,11 @@ def cmd_nodes(ns: argparse.Namespace) -> int:
             outs = ", ".join(p.name for p in spec.outputs)
             doc = spec.description.splitlines()[0] if spec.description else ""
             print(f"  {spec.type_id:<22} ({ins}) -> ({outs})  {doc}")
+    if registry.predicates:
+        print("Predicates (a conditional node's metadata.condition_func):")
+        for name, func in sorted(registry.predicates.items()):
+            doc = (func.__doc__ or "").strip().splitlines()
+            print(f"  {name:<22} {doc[0] if doc else ''}")
     return EXIT_OK
 
 

@@ -1,4 +1,5 @@
-"""Control nodes: if, switch, merge and the Python code node.
+"""Control nodes: if, switch, merge and the Python code node, and the built-in
+predicates a conditional node's ``condition_func`` may name.
 
 Their ids and ports are stable (DESIGN.md, "built-in control nodes"): graphs and
 docs rely on them. They are written with the public ``@node`` API only.
@@ -10,9 +11,9 @@ import ast
 import functools
 import linecache
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
-from loom import Branch, node
+from loom import Branch, node, predicate
 
 
 @node(id="control.if", category="Control", outputs=["true", "false"], mode="conditional",
@@ -27,6 +28,44 @@ def if_(value: Any = None, condition: Any = None) -> Branch:
     return Branch(value if condition is None else condition, value)
 
 
+# ------------------------------------------------- predicates for condition_func
+
+
+@predicate
+def truthy(value: Any) -> bool:
+    """Python's truth: not None, 0, "", an empty list or dict, False."""
+    return bool(value)
+
+
+@predicate
+def is_none(value: Any) -> bool:
+    """The value is None (null)."""
+    return value is None
+
+
+@predicate
+def not_none(value: Any) -> bool:
+    """The value is anything but None (0 and "" included)."""
+    return value is not None
+
+
+@predicate
+def is_empty(value: Any) -> bool:
+    """None, or a string, list or object without items."""
+    if value is None:
+        return True
+    try:
+        return len(value) == 0
+    except TypeError:
+        return False
+
+
+@predicate
+def not_empty(value: Any) -> bool:
+    """Not None, and a string, list or object with items (or a value without a length)."""
+    return not is_empty(value)
+
+
 @node(id="control.switch", category="Control", outputs=[], mode="switch", cheap=True,
       metadata={"cases": [{"values": [], "port": "case_0"}], "default": "default"})
 def switch(value: Any) -> Any:
@@ -37,14 +76,23 @@ def switch(value: Any) -> Any:
     return value
 
 
-@node(id="control.merge", category="Control", join="first", params=["inputs"],
-      dynamic_inputs="inputs", cheap=True)
-def merge(inputs: str = "a, b", **values: Any) -> Any:
-    """Pass on the first value that arrives on any input (joins if/else branches).
+@node(id="control.merge", category="Control", join="first", join_param="mode",
+      params=["inputs", "mode"], dynamic_inputs="inputs", cheap=True)
+def merge(inputs: str = "a, b", mode: Literal["first", "all"] = "first",
+          **values: Any) -> Any:
+    """Join branches: pass on the first value that arrives, or wait for all of them.
 
-    ``inputs`` lists the input ports. The others may be skipped; the merge is
-    skipped only when all of them are.
+    ``inputs`` lists the input ports. With ``mode`` ``first`` (the default) the
+    first value to arrive on any input leaves by ``out``; the others may be skipped.
+    With ``all`` the merge waits until every input has delivered and sends out an
+    object of the values that arrived, keyed by port in the order ``inputs`` lists
+    them (inputs that were skipped are left out: n8n's "wait for both"). Either way
+    the merge is skipped only when all of its inputs are.
     """
+    if mode == "all":
+        order = [p.strip() for p in inputs.split(",") if p.strip()]
+        return {**{p: values[p] for p in order if p in values},
+                **{p: v for p, v in values.items() if p not in order}}
     return next(iter(values.values()), None)
 
 

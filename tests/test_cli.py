@@ -177,6 +177,8 @@ def test_nodes_lists_registry_by_category() -> None:
     proc = loom("nodes")
     assert proc.returncode == 0
     assert "Control:" in proc.stdout and "control.if" in proc.stdout
+    predicates = proc.stdout.split("Predicates (a conditional node's metadata.condition_func):")
+    assert "  is_empty " in predicates[1] and "not_none" in predicates[1]
     doc = json.loads(loom("nodes", "--json").stdout)
     assert doc["control.merge"]["category"] == "Control"
     assert doc["text.upper"]["inputs"]["text"] == "str"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from helpers import graph_of, registry_of, run_graph, states
@@ -183,3 +184,39 @@ async def test_switch_ports_default_names() -> None:
         ("d", "t.value")], ["sw.case_0 -> a.value", "sw.default -> d.value"])
     result, _ = await run_graph(graph, REG)
     assert result.outputs["a"] == {"out": "x"} and states(result)["d"] == "skipped"
+
+
+@node(id="t.slow_value")
+async def slow_value(value: Any = None, delay: float = 0.05) -> Any:
+    await asyncio.sleep(delay)
+    return value
+
+
+async def test_merge_mode_all_waits_for_every_input_and_keys_them_by_port() -> None:
+    # n8n's "wait for both": a slow and a quick branch; the merge runs once, after both.
+    reg = registry_of(value, inc, slow_value, builtins=True)
+    graph = graph_of([("quick", "t.value", {"value": 1}),
+                      ("slow", "t.slow_value", {"value": "late", "delay": 0.05}),
+                      ("m", "control.merge", {"inputs": "a, b", "mode": "all"})],
+                     ["slow.out -> m.a", "quick.out -> m.b"],
+                     max_concurrency=4)  # so the quick branch is there first
+    result, rec = await run_graph(graph, reg)
+    assert result.status is RunStatus.SUCCEEDED
+    assert result.outputs["m"] == {"out": {"a": "late", "b": 1}}
+    assert [e["node"] for e in rec.of("node_started")].count("m") == 1
+
+
+async def test_merge_mode_all_leaves_out_skipped_inputs_and_is_skipped_only_if_all_are() -> None:
+    graph = graph_of([("if", "control.if", {"value": 5}), ("t", "t.inc"), ("f", "t.inc"),
+                      ("v", "t.value", {"value": "x"}),
+                      ("m", "control.merge", {"inputs": "a, b, c", "mode": "all"})],
+                     ["if.true -> t.x", "if.false -> f.x", "t.out -> m.a", "f.out -> m.b",
+                      "v.out -> m.c"])
+    result, _ = await run_graph(graph, REG)
+    assert result.outputs["m"] == {"out": {"a": 6, "c": "x"}}
+    graph = graph_of([("if", "control.if", {"value": 1}), ("b", "t.inc"), ("c", "t.inc"),
+                      ("m", "control.merge", {"mode": "all"}), ("after", "t.inc")],
+                     ["if.false -> b.x", "if.false -> c.x", "b.out -> m.a", "c.out -> m.b",
+                      "m.out -> after.x"])
+    result, _ = await run_graph(graph, REG)
+    assert states(result)["m"] == "skipped" and states(result)["after"] == "skipped"

@@ -722,6 +722,9 @@ class Flow:
             if target.join_first:
                 return value if left == 0 and dst not in self._fired else None
             first = self._skip.setdefault(dst, value)
+            if left == 0 and target.join_present and dst in self._arrived:
+                self._queue(dst)  # some input carried a value: run with those that did
+                return None
             return first if left == 0 else None
         if dst_port is not None:
             arrived = self._arrived.get(dst)
@@ -735,7 +738,7 @@ class Flow:
             return None
         if left == 0:
             skip = self._skip.get(dst)
-            if skip is not None:
+            if skip is not None and not target.join_present:
                 return skip
             self._queue(dst)
         return None

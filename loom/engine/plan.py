@@ -67,8 +67,9 @@ class PlannedNode:
     """
 
     __slots__ = ("defaults", "direct", "edge_hi", "edge_lo", "index", "inline", "inputs",
-                 "join_first", "long_running", "mode", "mutable_defaults", "n_deps", "node",
-                 "outputs", "policy", "required", "spec", "strategy", "value_outputs")
+                 "join_first", "join_present", "long_running", "mode", "mutable_defaults",
+                 "n_deps", "node", "outputs", "policy", "required", "spec", "strategy",
+                 "value_outputs")
 
     def __init__(self, index: int, node: Node, spec: NodeSpec | None, strategy: Strategy,
                  mode: str, inputs: Mapping[str, PortSpec], outputs: tuple[PortSpec, ...],
@@ -97,6 +98,9 @@ class PlannedNode:
         self.n_deps = 0
         #: ready on the first value that arrives (merge nodes)
         self.join_first = join_first
+        #: ready once every input delivered, with the values that arrived; skipped only
+        #: when every input is skipped (a merge in mode "all")
+        self.join_present = False
         #: quick enough to run on the loop without a coroutine or Task of its own
         self.inline = inline
         #: for the commonest node (inline, no ctx, one value port, plain routing):
@@ -159,6 +163,8 @@ class Plan:
     captures: dict[int, dict[str, list[tuple[int, str]]]] = field(default_factory=dict)
     #: while node -> (body node, its port, the loop node's input port) carried back
     back_edges: dict[int, list[tuple[int, str, str]]] = field(default_factory=dict)
+    #: the registry's ``@predicate`` functions by name (``condition_func``)
+    predicates: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
 
     def wires_from(self, i: int) -> Iterator[tuple[str, int, str | None]]:
         """The wires leaving node ``i``: (port, destination index, destination port)."""
@@ -287,6 +293,8 @@ class _Binder:
                               spec.join == "first", inline, direct, policy)
         planned.mutable_defaults = mutable
         planned.required = binding.required
+        if spec.join_param is not None and defaults.get(spec.join_param) == "all":
+            planned.join_first, planned.join_present = False, True
         return planned
 
     def _strategy(self, node: Node, mode: Any, spec: NodeSpec | None) -> tuple[str, Strategy]:
@@ -387,10 +395,11 @@ def _check_inputs(plan: Plan, out: _Collector, wired: set[tuple[int, str]]) -> N
         if planned.spec is None:
             continue
         i, defaults = planned.index, planned.defaults
-        if planned.join_first:
+        if planned.join_first or planned.join_present:
             if not any((i, name) in wired for name in planned.inputs):
                 out.error(planned.node, "has no input wired (it passes on the first that "
-                                        "arrives)")
+                                        "arrives)" if planned.join_first else
+                          "has no input wired (it passes on every input that arrives)")
             continue
         for name in planned.required:
             if name not in defaults and (i, name) not in wired:
@@ -479,7 +488,8 @@ def _compile(graph: Graph, registry: Registry, strategies: Mapping[str, Strategy
     index = {node_id: i for i, node_id in enumerate(graph.nodes)}
     binder = _Binder(graph, registry, strategies, out)
     nodes = [binder.bind(i, node) for i, node in enumerate(graph.nodes.values())]
-    plan = Plan(graph, nodes, index, out.issues)
+    # A copy: a pack reloaded during the run must not change what this run calls.
+    plan = Plan(graph, nodes, index, out.issues, predicates=dict(registry.predicates))
     for planned in nodes:
         if not planned.strategy.node_independent:
             for message in planned.strategy.validate(planned.node, index):

@@ -10,7 +10,8 @@
 - ``on_error``: ``stop`` (the node fails, what depends on it is skipped, the run fails),
   ``continue`` (the node is marked failed but its outputs carry ``None`` and the run
   goes on), ``error_output`` (the error goes out of an extra ``error`` port as a dict;
-  the other ports carry nothing).
+  the other ports carry nothing). Blok's ``fail-fast`` and ``continue-partial`` are
+  accepted for ``stop`` and ``continue``.
 
 A strategy may interpret some of these keys itself (a loop's ``max_retries`` retries
 a whole item, a parallel node's ``timeout`` bounds each branch); it lists them in
@@ -32,6 +33,8 @@ from .strategies.base import Setting, check_setting, is_finite
 T = TypeVar("T")
 
 ON_ERROR = ("stop", "continue", "error_output")
+#: Blok's names, accepted as written (and kept so in the file): what they mean here
+ON_ERROR_ALIASES = {"fail-fast": "stop", "continue-partial": "continue"}
 ERROR_PORT = "error"
 
 SETTINGS: tuple[Setting, ...] = (
@@ -40,7 +43,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("retry_wait", "float", 0.0, "seconds before the first retry; doubles after each",
             minimum=0),
     Setting("rate_limit", "object", None, 'shared limit: {"key": "api", "per_second": 5}'),
-    Setting("on_error", "choice", "stop", "what a failure does", choices=ON_ERROR),
+    Setting("on_error", "choice", "stop", "what a failure does (fail-fast, continue-partial: "
+            "Blok's names for stop, continue)", choices=ON_ERROR + tuple(ON_ERROR_ALIASES)),
 )
 
 
@@ -101,7 +105,13 @@ def parse_policy(metadata: Mapping[str, Any], owned: frozenset[str] = frozenset(
     return Policy(timeout=None if timeout is None else float(timeout),
                   attempts=int(values.get("max_retries", 1)),
                   retry_wait=float(values.get("retry_wait", 0.0)),
-                  rate_limit=rate, on_error=str(values.get("on_error", "stop"))), problems
+                  rate_limit=rate, on_error=on_error_mode(values.get("on_error", "stop"))), problems
+
+
+def on_error_mode(value: Any) -> str:
+    """A node's ``on_error`` with Blok's aliases resolved (``fail-fast`` -> ``stop``)."""
+    text = str(value)
+    return ON_ERROR_ALIASES.get(text, text)
 
 
 def _parse_rate_limit(value: Mapping[str, Any]) -> tuple[RateLimit | None, str | None]:

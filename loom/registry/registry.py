@@ -14,13 +14,14 @@ import os
 import sys
 import traceback
 import types
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from loom.graph.migrations import MigrationRegistry
 
-from .spec import NodeSpec, spec_of
+from .spec import NodeSpec, predicate_name, spec_of
 
 ENTRY_POINT_GROUP = "loom.nodes"
 #: Folder packs are imported as submodules of this synthetic package, so their
@@ -55,6 +56,9 @@ class Registry:
         self._origin: dict[str, str] = {}
         self.problems: list[LoadProblem] = []
         self.migrations = MigrationRegistry()
+        #: ``@predicate`` functions by name (a conditional node's ``condition_func``)
+        self.predicates: dict[str, Callable[[Any], Any]] = {}
+        self._predicate_origin: dict[str, str] = {}
 
     # ------------------------------------------------------------------ lookup
     def get(self, type_id: str) -> NodeSpec | None:
@@ -112,10 +116,30 @@ class Registry:
         self.add(spec, origin)
         return spec
 
+    def add_predicate(self, func: Callable[[Any], Any], origin: str = "") -> bool:
+        """Register one ``@predicate`` function. A name taken from elsewhere is a problem."""
+        name = predicate_name(func)
+        if name is None:
+            raise TypeError(f"{func!r} is not a @predicate function")
+        taken = self._predicate_origin.get(name)
+        if name in self.predicates and taken != origin:
+            self.problems.append(LoadProblem(
+                origin or getattr(func, "__module__", ""),
+                f"predicate {name!r} is already defined by {taken or 'another pack'}; "
+                "this one is ignored"))
+            return False
+        self.predicates[name] = func
+        self._predicate_origin[name] = origin
+        return True
+
     def load_module(self, module: types.ModuleType, origin: str = "") -> list[NodeSpec]:
-        """Register every ``@node`` function defined in (not imported into) a module."""
+        """Register every ``@node`` function defined in (not imported into) a module, and
+        its ``@predicate`` functions."""
         found = []
         for obj in list(vars(module).values()):
+            if (predicate_name(obj) is not None
+                    and getattr(obj, "__module__", None) == module.__name__):
+                self.add_predicate(obj, origin or module.__name__)
             spec = spec_of(obj)
             if (spec is not None and getattr(obj, "__module__", None) == module.__name__
                     and self.add(spec, origin or module.__name__)):
@@ -176,6 +200,8 @@ class Registry:
         file = Path(path).resolve()
         origin = str(file)
         before = {t: s for t, s in self._specs.items() if self._origin.get(t) == origin}
+        predicates = [f for n, f in self.predicates.items()
+                      if self._predicate_origin.get(n) == origin]
         self.problems[:] = [p for p in self.problems if p.source != origin]
         if not file.exists():
             self._forget_origin(origin)
@@ -189,6 +215,8 @@ class Registry:
         if any(p.traceback for p in found) and not loaded and before:
             for spec in before.values():
                 self.add(spec, origin)
+            for func in predicates:
+                self.add_predicate(func, origin)
             for name, module in old_modules.items():
                 sys.modules.setdefault(name, module)  # their functions pickle by reference
             return sorted(before), [f"{p} (the previous version of its nodes is kept)"
@@ -199,6 +227,8 @@ class Registry:
         # Reloading a file replaces what it defined before.
         for type_id in [t for t, o in self._origin.items() if o == origin]:
             del self._specs[type_id], self._origin[type_id]
+        for name in [n for n, o in self._predicate_origin.items() if o == origin]:
+            del self.predicates[name], self._predicate_origin[name]
 
     # ------------------------------------------------------------------ building
     @classmethod

@@ -76,6 +76,10 @@ class NodeSpec:
     wants_ctx: bool = False
     #: "first": ready when any input has a value (a merge); "all": when all have
     join: Join = "all"
+    #: name of a parameter whose value picks the join per node: ``"first"`` as above,
+    #: or ``"all"``: ready once every input has delivered, running with the inputs that
+    #: carry a value and skipped only when all are skipped (a merge that waits)
+    join_param: str | None = None
     #: name of a property listing extra input / output ports (code and merge nodes)
     dynamic_inputs: str | None = None
     dynamic_outputs: str | None = None
@@ -206,6 +210,7 @@ def build_spec(func: Callable[..., Any], *, id: str | None = None,
                outputs: Sequence[str] | Mapping[str, Any] | None = None,
                params: Sequence[str] = (), cheap: bool = False,
                executor: Executor | None = None, join: Join = "all",
+               join_param: str | None = None,
                dynamic_inputs: str | None = None, dynamic_outputs: str | None = None,
                mode: str | None = None, metadata: Mapping[str, Any] | None = None,
                version: int = 1, migrations: Mapping[int, Migration] | None = None,
@@ -256,6 +261,7 @@ def build_spec(func: Callable[..., Any], *, id: str | None = None,
         executor=chosen,
         wants_ctx=wants_ctx,
         join=join,
+        join_param=join_param,
         dynamic_inputs=dynamic_inputs,
         dynamic_outputs=dynamic_outputs,
         metadata=meta,
@@ -264,7 +270,8 @@ def build_spec(func: Callable[..., Any], *, id: str | None = None,
     )
     if chosen in ("process", "dask") and not spec.portable:
         raise TypeError(f"@node {where}: executor={chosen!r} needs a plain function "
-                        "without a ctx parameter")
+                        "without a ctx parameter (ctx, with ctx.vars and ctx.shared, lives "
+                        "in the process that runs the graph)")
     return spec
 
 
@@ -286,6 +293,8 @@ def node(func: F | None = None, /, **options: Any) -> Any:
     - ``mode`` / ``metadata``: default execution mode and settings of new nodes.
     - ``params``: parameters that are properties only, never wired.
     - ``join="first"``: ready when the first input arrives (merge nodes).
+    - ``join_param``: a parameter whose value (``"first"`` or ``"all"``) picks the join
+      per node; ``"all"`` waits for every input that is not skipped.
     - ``dynamic_inputs`` / ``dynamic_outputs``: a property listing extra ports.
     - ``version`` and ``migrations={old_version: fn(node)}``: upgrade saved nodes.
 
@@ -299,6 +308,30 @@ def node(func: F | None = None, /, **options: Any) -> Any:
         return f
 
     return decorate(func) if func is not None else decorate
+
+
+def predicate(func: F | None = None, /, *, name: str | None = None) -> Any:
+    """Register a function as a named predicate for ``metadata.condition_func``.
+
+    A conditional node naming it (``"condition_func": "is_empty"``) applies it to its
+    result: the predicate's truthiness decides, the result is the value passed on.
+    Use bare (``@predicate``) or named (``@predicate(name="nonempty")``); the name is
+    the function's by default. Packs register predicates the way they register nodes.
+    A predicate runs on the event loop as the node routes its result: keep it quick.
+    """
+    def decorate(f: F) -> F:
+        if not callable(f) or inspect.isclass(f):
+            raise TypeError(f"@predicate needs a function, got {f!r}")
+        f.__loom_predicate__ = name or f.__name__  # type: ignore[attr-defined]
+        return f
+
+    return decorate(func) if func is not None else decorate
+
+
+def predicate_name(obj: Any) -> str | None:
+    """The name ``@predicate`` gave a function, if any."""
+    found = getattr(obj, "__loom_predicate__", None)
+    return found if isinstance(found, str) and callable(obj) else None
 
 
 def spec_of(obj: Any) -> NodeSpec | None:

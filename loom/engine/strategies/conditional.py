@@ -10,6 +10,11 @@ that wait for the decision even when their data comes from elsewhere (a control
 dependency); both forms may be used together. Any other output ports of the
 function (``out``) carry the value whatever the decision.
 
+``metadata.condition_func`` (DESIGN's use case 2) names a registered predicate
+(``@loom.predicate``; built-ins in ``nodes/control.py``): it is applied to the
+node's result (a ``Branch``'s value) and its truthiness decides instead; the
+result is still the value passed on. An unknown name is a validation error.
+
 Assumption: if/elif/else is a chain of conditional nodes; joins after a branch
 go through a ``control.merge`` node, because a plain node with a skipped input
 is itself skipped.
@@ -26,6 +31,7 @@ from .base import Setting, Strategy
 
 if TYPE_CHECKING:
     from ..flow import NodeCall
+    from ..plan import Plan, PlannedNode
 
 TRUE, FALSE = "true", "false"
 
@@ -37,6 +43,8 @@ class ConditionalStrategy(Strategy):
     settings = (
         Setting("true_path", "node_ids", [], "nodes that run only when the condition holds"),
         Setting("false_path", "node_ids", [], "nodes that run only when it does not"),
+        Setting("condition_func", "str", None, "a registered predicate applied to the "
+                "result: it decides, the result is still the value passed on"),
     )
 
     def output_ports(self, node: Node, outputs: tuple[PortSpec, ...]) -> tuple[PortSpec, ...]:
@@ -59,12 +67,24 @@ class ConditionalStrategy(Strategy):
             problems.append(f"nodes on both true_path and false_path: {', '.join(sorted(both))}")
         return problems
 
+    def check_plan(self, planned: PlannedNode, plan: Plan) -> list[str]:
+        """``condition_func`` names a registered predicate."""
+        name = planned.node.metadata.get("condition_func")
+        if isinstance(name, str) and name not in plan.predicates:
+            known = ", ".join(sorted(plan.predicates)) or "none"
+            return [f"metadata.condition_func {name!r} is not a registered predicate "
+                    f"(known: {known})"]
+        return []
+
     def route(self, call: NodeCall, result: Any) -> dict[str, Any]:
         """Decide, then fill the taken port and skip the other."""
         if isinstance(result, Branch):
             decision, value = bool(result.condition), result.value
         else:
             decision, value = bool(result), result
+        name = call.node.metadata.get("condition_func")
+        if name is not None:
+            decision = bool(call.flow.state.plan.predicates[name](value))
         taken, other = (TRUE, FALSE) if decision else (FALSE, TRUE)
         outputs = call.outputs(value, exclude=(TRUE, FALSE))
         outputs[taken] = value

@@ -31,6 +31,15 @@ clean on every outer iteration. Each run of the body emits ``loop_iteration``.
     loop's first input) carry the next iteration's inputs. When the decision is
     false the value leaves by the node's outputs. More than ``max_iterations``
     (1000; -1 for unbounded, for servers) fails the loop, naming it.
+    ``loop_type: "infinite"`` (DESIGN's use case 1) is a while loop without that
+    limit: it ends when its condition fails, on ``ctx.break_loop()`` or on a stop.
+
+Leaving early: a body node calling ``ctx.break_loop()`` ends the innermost loop.
+A for-each starts no more items (parallel: the items running finish); ``results``
+then holds only the items that ran and ``execution_info.not_run`` counts the rest.
+A while loop ends after the current iteration: its function reads the carried
+values once more to give the output, its decision ignored. Either publishes
+``loop_break`` (``by``: the node that asked).
 """
 
 from __future__ import annotations
@@ -50,7 +59,7 @@ from loom.graph import Node
 from loom.registry import Branch, PortSpec
 
 from ..concurrency import Pool
-from ..context import StopRequested
+from ..context import LoopControl, StopRequested
 from ..errors import BodyFailed, LoopLimitError
 from ..values import preview
 from .base import Setting, Strategy, node_ids
@@ -61,6 +70,9 @@ if TYPE_CHECKING:
     from ..plan import Plan, PlannedNode
 
 FOR_EACH, WHILE = "for_each", "while"
+#: DESIGN's own name (use case 1): a while loop without an iteration limit. Kept as
+#: written in the file; it runs as ``while`` with ``max_iterations`` -1.
+INFINITE = "infinite"
 LOOP_PORTS = ("item", "index", "results", "errors", "execution_info")
 BODY_PORTS = ("item", "index")
 
@@ -73,7 +85,8 @@ class LoopStrategy(Strategy):
     owned_settings = frozenset({"max_retries", "retry_wait"})
     settings = (
         Setting("loop_type", "choice", FOR_EACH, "for_each: once per item; while: while the "
-                "condition holds", choices=(FOR_EACH, WHILE)),
+                "condition holds; infinite: while without an iteration limit",
+                choices=(FOR_EACH, WHILE, INFINITE)),
         Setting("body", "node_ids", [], "the nodes run each time; the last one gives the result"),
         Setting("max_iterations", "int", 1000, "while: the most iterations (-1: no limit)",
                 minimum=-1),
@@ -91,7 +104,9 @@ class LoopStrategy(Strategy):
 
     # ------------------------------------------------------------------ plan time
     def _type(self, node: Node) -> str:
-        return str(self.setting(node, "loop_type"))
+        """``for_each`` or ``while`` (``infinite`` is a while)."""
+        kind = str(self.setting(node, "loop_type"))
+        return WHILE if kind == INFINITE else kind
 
     def output_ports(self, node: Node, outputs: tuple[PortSpec, ...]) -> tuple[PortSpec, ...]:
         """``for_each`` adds item, index, results, errors and execution_info."""
@@ -181,6 +196,8 @@ class LoopStrategy(Strategy):
         errors: list[dict[str, Any]] = []
         record = call.flow.state.records[call.planned.index]
         record.iterations = 0
+        loop = LoopControl(call.label)
+        loop_ctx = call.ctx.in_loop(loop)
         body = call.body(call.members(), keep=[result_node])
         # Once an item fails the loop, the items still running (parallel) are cancelled:
         # their nodes say which item it was.
@@ -200,11 +217,9 @@ class LoopStrategy(Strategy):
                 raise flow.first_failure()
             results[k] = flow.result(result_node)
 
-        state = call.flow.state
-
         async def run_unit(k: int) -> None:
-            await state.checkpoint()  # one body run may be too quick to yield on its own
-            ctx = call.ctx.clone() if parallel else call.ctx
+            await call.flow.state.checkpoint()  # one body run may be too quick to yield on its own
+            ctx = loop_ctx.clone() if parallel else loop_ctx
             try:
                 if attempts == 1:  # tenacity costs ~60 µs an item; skip it when not retrying
                     await attempt_unit(k, ctx, 1)
@@ -222,22 +237,23 @@ class LoopStrategy(Strategy):
                 errors.append({"index": k, "node": exc.node_id, "error": exc.error})
 
         pool = Pool(len(units), int(self.setting(node, "max_concurrent")) if parallel else 1)
-        # A stop starts no more items (those under way may finish in the grace period).
-        await pool.run(run_unit, stop=call.ctx.stop_flag.is_set)
-        if pool.started < len(units):
-            raise StopRequested(f"{call.label}: run stopped after {pool.started} of "
-                                f"{len(units)} items")
+        stop_flag = call.ctx.stop_flag
+        # A stop or a break starts no more items (those under way finish: after a stop,
+        # within the grace period).
+        await pool.run(run_unit, stop=lambda: stop_flag.is_set() or loop.broken)
+        ran = _items_ran(call, loop, pool.started, results)
         errors.sort(key=lambda e: e["index"])
-        info = {"total": len(units), "completed": len(units) - len(errors),
+        info = {"total": len(units), "completed": ran - len(errors),
                 "failed": len(errors), "duration_ms": (time.perf_counter() - started) * 1000.0,
-                "concurrent_peak": pool.peak}
+                "concurrent_peak": pool.peak, "not_run": len(units) - ran}
         outputs = call.outputs(value, exclude=LOOP_PORTS)
         outputs.update(results=results, errors=errors, execution_info=info)
         return outputs
 
     async def _while(self, call: NodeCall) -> dict[str, Any]:
         node = call.node
-        limit = int(self.setting(node, "max_iterations"))
+        unbounded = self.setting(node, "loop_type") == INFINITE
+        limit = -1 if unbounded else int(self.setting(node, "max_iterations"))
         plan = call.flow.state.plan
         back = plan.back_edges.get(call.planned.index, [])
         body = call.body(call.members(), keep={src for src, _, _ in back})
@@ -246,6 +262,8 @@ class LoopStrategy(Strategy):
         record.iterations = 0
         iteration = 0
         state, stop = call.flow.state, call.ctx.stop_flag
+        loop = LoopControl(call.label)
+        loop_ctx = call.ctx.in_loop(loop)
         while True:
             # Per iteration: an unlimited loop of quick nodes must still let the loop
             # run (the editor, a Stop) and end on a stop.
@@ -260,7 +278,8 @@ class LoopStrategy(Strategy):
                                      "its condition still holds")
             record.iterations = iteration + 1
             call.emit("loop_iteration", iteration=iteration, value=preview(value))
-            flow = body.flow({p.name: value for p in call.planned.outputs}, scope=iteration)
+            flow = body.flow({p.name: value for p in call.planned.outputs}, ctx=loop_ctx,
+                             scope=iteration)
             await flow.run()
             if flow.failures:
                 raise flow.first_failure().within(f"iteration {iteration}")
@@ -269,6 +288,24 @@ class LoopStrategy(Strategy):
                 if isinstance(outputs, dict) and port in outputs:
                     inputs[into] = outputs[port]
             iteration += 1
+            if loop.broken:
+                # Ended early: the function reads the carried values once more to give
+                # the output, as when its condition fails; its decision is ignored.
+                call.emit("loop_break", by=loop.broken_by, ran=iteration)
+                _, value = _decide(await call.invoke(**inputs))
+                return call.outputs(value)
+
+
+def _items_ran(call: NodeCall, loop: LoopControl, started: int, results: list[Any]) -> int:
+    """How many items ran: all of them, or after a break those started (the rest leave
+    ``results``, counted as not run). Fewer without a break means a stop: raise."""
+    total = len(results)
+    if started < total and not loop.broken:
+        raise StopRequested(f"{call.label}: run stopped after {started} of {total} items")
+    if loop.broken:
+        del results[started:]
+        call.emit("loop_break", by=loop.broken_by, ran=started, not_run=total - started)
+    return started
 
 
 def _as_items(value: Any, label: str) -> list[Any]:

@@ -17,6 +17,8 @@ works on a copy-on-write clone). Settings:
   still running, whose ``finally`` blocks run, and fails the node with that
   error), ``continue`` (failed branches leave ``null`` in their slot and an entry
   in ``errors``), ``ignore`` (failed branches are left out of ``results``);
+  Blok's ``fail-fast`` and ``continue-partial`` are accepted for ``fail_fast`` and
+  ``continue`` (and kept as written in the file);
 - ``merge_strategy``: ``object`` (results by branch name, default) or ``array``
   (in branch order);
 - ``strategy``: ``sequential`` runs the branches one after another (debugging).
@@ -50,6 +52,9 @@ if TYPE_CHECKING:
     from ..plan import Plan, PlannedNode
 
 PARALLEL_PORTS = ("results", "errors", "execution_info", "value")
+ON_ERROR = ("fail_fast", "continue", "ignore")
+#: Blok's names for the same policies
+ON_ERROR_ALIASES = {"fail-fast": "fail_fast", "continue-partial": "continue"}
 BODY_PORT = "value"
 
 
@@ -69,8 +74,9 @@ class ParallelStrategy(Strategy):
         Setting("max_concurrency", "int", None, "branches at once (default: all)", minimum=1),
         Setting("timeout", "float", None, "seconds each branch may take", minimum=0),
         Setting("global_timeout", "float", None, "seconds all branches may take", minimum=0),
-        Setting("on_error", "choice", "fail_fast", "what a failed branch does",
-                choices=("fail_fast", "continue", "ignore")),
+        Setting("on_error", "choice", "fail_fast", "what a failed branch does (fail-fast, "
+                "continue-partial: Blok's names for fail_fast, continue)",
+                choices=ON_ERROR + tuple(ON_ERROR_ALIASES)),
         Setting("merge_strategy", "choice", "object", "results by branch name, or in order",
                 choices=("object", "array")),
         Setting("strategy", "choice", "parallel", "sequential runs branches one by one",
@@ -123,7 +129,8 @@ class ParallelStrategy(Strategy):
         """Run the branches; merge their results."""
         node, started = call.node, time.perf_counter()
         value = await call.invoke()
-        run = _Branches(call, branches(node), value, str(self.setting(node, "on_error")),
+        on_error = str(self.setting(node, "on_error"))
+        run = _Branches(call, branches(node), value, ON_ERROR_ALIASES.get(on_error, on_error),
                         self.setting(node, "timeout"))
         limit = self.setting(node, "max_concurrency") or len(run.found)
         pool = Pool(len(run.found), 1 if self.setting(node, "strategy") == "sequential"

@@ -63,7 +63,8 @@ def frame_specs(owners: Iterable[FrameNode], exists: Container[str],
             body = node.metadata.get("body")
             members = _existing(body if isinstance(body, list) else [], exists)
             if members:
-                kind = "while" if node.metadata.get("loop_type") == "while" else "for each"
+                kind = ("while" if node.metadata.get("loop_type") in ("while", "infinite")
+                        else "for each")
                 frames.append(FrameSpec("loop", node.id, f"{node.title} · {kind} body", members))
         elif node.mode == "parallel":
             probe = Node(node.id, "", metadata=dict(node.metadata))
