@@ -1,8 +1,8 @@
-"""Event sources: a timer, a file watcher and an HTTP endpoint.
+"""Event sources: a timer, a cron schedule, a file watcher and an HTTP endpoint.
 
 Each starts a wave through the nodes downstream of it per trigger, with the
 trigger's payload on its ``event`` port. Their settings live in the node's
-metadata (``interval``; ``watch_path``, ``patterns``; ``port``, ``path``, …), like
+metadata (``interval``; ``cron``, ``timezone``; ``watch_path``, ``patterns``; ``port``, ``path``, …), like
 every mode's settings. Loading a graph never starts them: only running does.
 """
 
@@ -15,6 +15,12 @@ from loom import node
       metadata={"event_type": "timer", "interval": 1.0})
 def timer() -> None:
     """Fire every ``interval`` seconds (``count`` times, if set); ``event`` says which fire."""
+
+
+@node(category="Events", outputs=[], mode="event", cheap=True,
+      metadata={"event_type": "schedule", "cron": "0 * * * *", "timezone": "UTC"})
+def schedule() -> None:
+    """Fire at the times the cron expression ``cron`` names in ``timezone`` (IANA name)."""
 
 
 @node(category="Events", outputs=[], mode="event", cheap=True,

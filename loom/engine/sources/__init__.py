@@ -20,6 +20,7 @@ from .files import QUEUE_SIZE as FILE_CHANGE_QUEUE_SIZE
 from .files import coalesce as coalesce_file_change
 from .files import coalesce_key as file_change_key
 from .http import HTTP_REQUEST_SETTINGS, HttpRequestSource, check_http_request
+from .schedule import SCHEDULE_SETTINGS, ScheduleSource, check_schedule
 from .services import RunServices
 from .timer import TIMER_SETTINGS, TimerSource, check_timer
 
@@ -27,6 +28,7 @@ SOURCES: dict[str, SourceFactory] = {
     "timer": TimerSource,
     "file_change": FileChangeSource,
     "http_request": HttpRequestSource,
+    "schedule": ScheduleSource,
 }
 
 #: the settings of each event type, in the order the inspector shows them
@@ -34,6 +36,7 @@ SOURCE_SETTINGS: dict[str, tuple[Setting, ...]] = {
     "timer": TIMER_SETTINGS,
     "file_change": FILE_CHANGE_SETTINGS,
     "http_request": HTTP_REQUEST_SETTINGS,
+    "schedule": SCHEDULE_SETTINGS,
 }
 
 #: an event type's default ``queue_size`` where it differs from the event node's
@@ -59,6 +62,7 @@ _CHECKS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
     "timer": check_timer,
     "file_change": check_file_change,
     "http_request": check_http_request,
+    "schedule": check_schedule,
 }
 
 
@@ -88,6 +92,8 @@ __all__ = [
     "FileChangeSource",
     "HttpRequestSource",
     "RunServices",
+    "SCHEDULE_SETTINGS",
+    "ScheduleSource",
     "SourceFactory",
     "SourceServices",
     "TimerSource",

@@ -1,7 +1,7 @@
 """``event``: a long-running source; each trigger starts a wave downstream.
 
 The event node owns every node downstream of it (its scope is implicit). When it
-runs, it starts its source (``event_type``: ``timer``, ``file_change`` or
+runs, it starts its source (``event_type``: ``timer``, ``schedule``, ``file_change`` or
 ``http_request``, with that source's settings in the node's metadata) and keeps
 running until the source has nothing more to produce (a timer's ``count``), the run
 ends on its own (``max_waves``, ``duration``), or a stop is requested.
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("loom.engine.event")
 
 EVENT_PORT = "event"
-EVENT_TYPES = ("timer", "file_change", "http_request")
+EVENT_TYPES = ("timer", "schedule", "file_change", "http_request")
 
 
 class EventStrategy(Strategy):
