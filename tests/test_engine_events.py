@@ -324,6 +324,49 @@ def test_event_sources_are_validated() -> None:
     assert "x: an event source cannot run inside a loop body or branch" in errors
 
 
+def test_a_schedule_with_a_bad_cron_or_zone_is_an_issue_naming_node_and_field() -> None:
+    graph = graph_of([("s", "event.schedule", {}, {"event_type": "schedule",
+                                                   "cron": "0 25 * * *", "timezone": "UTC"}),
+                      ("z", "event.schedule", {}, {"event_type": "schedule",
+                                                   "cron": "0 9 * * 1-5",
+                                                   "timezone": "Europe/Atlantis"}),
+                      ("ok", "event.schedule", {}, {"event_type": "schedule",
+                                                    "cron": "0 9 * * 1-5",
+                                                    "timezone": "Europe/Berlin"})])
+    errors = [str(i) for i in validate(graph, REG) if i.severity == "error"]
+    assert errors == [
+        "s: metadata.cron is not a valid cron expression (Bad hour): '0 25 * * *'",
+        "z: metadata.timezone is not a known IANA time zone (e.g. Europe/Berlin, UTC), "
+        "not 'Europe/Atlantis'"]
+
+
+async def test_a_per_second_schedule_runs_waves_until_its_count() -> None:
+    bus = EventBus()
+    rec = Recorder(bus)
+    graph = graph_of([("cron", "event.schedule", {}, {"event_type": "schedule",
+                                                      "cron": "* * * * * *", "count": 2}),
+                      ("d", "t.echo")], ["cron.event -> d.x"])
+    result = await asyncio.wait_for(ExecutionManager(graph, REG, bus=bus).run(), 10)
+    assert result.status is RunStatus.SUCCEEDED
+    assert result.nodes["cron"].stats["waves"] == 2
+    values = [e["outputs"]["out"] for e in rec.of("node_finished") if e["node"] == "d"]
+    assert [(v["type"], v["count"]) for v in values] == [("schedule", 1), ("schedule", 2)]
+    assert all(v["time"].endswith("+00:00") for v in values)
+
+
+async def test_stop_ends_a_schedule_waiting_for_next_year_at_once() -> None:
+    graph = graph_of([("cron", "event.schedule", {}, {"event_type": "schedule",
+                                                      "cron": "0 0 1 1 *"}),
+                      ("d", "t.echo")], ["cron.event -> d.x"])
+    manager = ExecutionManager(graph, REG)
+    task, ready = await start(manager)
+    assert ready["node"] == "cron"
+    manager.request_stop()
+    result = await asyncio.wait_for(task, 5)
+    assert result.status is RunStatus.STOPPED
+    assert result.nodes["cron"].stats["waves"] == 0
+
+
 async def test_two_sources_run_side_by_side_even_with_a_concurrency_of_one() -> None:
     graph = graph_of([("a", "event.timer", {}, {"event_type": "timer", "interval": 0.02,
                                                 "count": 3}),

@@ -10,14 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import itertools
 import os
 import socket
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -27,11 +29,13 @@ from loom.engine.sources import (
     FileChangeSource,
     HttpRequestSource,
     RunServices,
+    ScheduleSource,
     TimerSource,
     WaveResult,
     check_settings,
 )
 from loom.engine.sources import files as files_module
+from loom.engine.sources import schedule as schedule_module
 from loom.engine.sources.files import PathMatcher
 
 
@@ -96,7 +100,8 @@ def is_iso_utc(text: str) -> bool:
 
 def test_sources_table() -> None:
     assert dict(SOURCES) == {"timer": TimerSource, "file_change": FileChangeSource,
-                             "http_request": HttpRequestSource}
+                             "http_request": HttpRequestSource,
+                             "schedule": ScheduleSource}
 
 
 def test_check_settings_messages() -> None:
@@ -113,7 +118,8 @@ def test_check_settings_messages() -> None:
     assert check_settings("timer", {"interval": 0.5, "count": 3, "execution_mode": "event",
                                     "overflow": "queue"}) == []
     assert check_settings("clock", {}) == [
-        "metadata.event_type must be one of timer, file_change, http_request, not 'clock'"]
+        "metadata.event_type must be one of timer, file_change, http_request, schedule, "
+        "not 'clock'"]
     assert check_settings(None, {})[0].endswith("not None")
 
     assert check_settings("file_change", {})[0].startswith("metadata.watch_path is required")
@@ -207,6 +213,138 @@ async def test_timer_skips_missed_ticks_instead_of_bursting() -> None:
     gaps = [b - a for a, b in itertools.pairwise(rec.times)]
     assert min(gaps) >= 0.024  # never two triggers within half an interval
     assert count <= 1 + 0.45 / 0.05 - max(missed) + 2
+
+
+# --- schedule -----------------------------------------------------------------------
+
+
+def test_schedule_settings_name_the_field() -> None:
+    assert check_settings("schedule", {})[0].startswith("metadata.cron is required")
+    assert check_settings("schedule", {"cron": "61 * * * *", "timezone": "Mars/Olympus"}) == [
+        "metadata.cron is not a valid cron expression (Bad minute): '61 * * * *'",
+        "metadata.timezone is not a known IANA time zone (e.g. Europe/Berlin, UTC), "
+        "not 'Mars/Olympus'"]
+    assert check_settings("schedule", {"cron": "* * *"}) == [
+        "metadata.cron is not a valid cron expression (Wrong number of fields): '* * *'"]
+    assert check_settings("schedule", {"cron": 5, "timezone": 1, "count": 0}) == [
+        "metadata.cron must be a cron expression (text), not 5",
+        "metadata.timezone must be an IANA time zone name (text), not 1",
+        "metadata.count must be at least 1, not 0"]
+    # a path is not a zone name, even one that leads to a zone file
+    assert check_settings("schedule", {"cron": "* * * * *",
+                                       "timezone": "/usr/share/zoneinfo/UTC"})
+    assert check_settings("schedule", {"cron": "*/5 * * * * *", "timezone": "Europe/Berlin",
+                                       "count": 3, "execution_mode": "event"}) == []
+    with pytest.raises(ValueError, match="metadata.cron"):
+        ScheduleSource({"cron": "nope"}, Recorder(), "n", RunServices())
+
+
+def test_fire_times_follow_the_schedule_not_the_start_time() -> None:
+    start = datetime(2026, 7, 1, 12, 0, 7, 900_000, tzinfo=UTC)
+    times = schedule_module.fire_times("*/15 * * * * *", UTC, start)
+    assert [next(times).isoformat() for _ in range(4)] == [
+        "2026-07-01T12:00:15+00:00", "2026-07-01T12:00:30+00:00",
+        "2026-07-01T12:00:45+00:00", "2026-07-01T12:01:00+00:00"]
+    # the zone's wall clock, not UTC's: 09:00 in Tokyo is 00:00 UTC
+    tokyo = schedule_module.fire_times("0 9 * * *", ZoneInfo("Asia/Tokyo"), start)
+    first = next(tokyo)
+    assert first.isoformat() == "2026-07-02T09:00:00+09:00"
+    assert first.astimezone(UTC).isoformat() == "2026-07-02T00:00:00+00:00"
+
+
+def test_fire_times_across_dst_changes() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    day = schedule_module.fire_times("30 2 * * *", berlin, datetime(2026, 3, 28, 12, tzinfo=berlin))
+    # 02:30 does not exist on 29 March (02:00 -> 03:00): it fires once, right after the gap
+    assert [next(day).isoformat() for _ in range(2)] == [
+        "2026-03-29T03:00:00+02:00", "2026-03-30T02:30:00+02:00"]
+    day = schedule_module.fire_times("30 2 * * *", berlin, datetime(2026, 10, 24, 12, tzinfo=berlin))
+    # 02:30 happens twice on 25 October (03:00 -> 02:00): it fires once, not twice
+    assert [next(day).isoformat() for _ in range(2)] == [
+        "2026-10-25T02:30:00+02:00", "2026-10-26T02:30:00+01:00"]
+    hourly = schedule_module.fire_times("0 * * * *", berlin,
+                                        datetime(2026, 10, 25, 0, 30, tzinfo=berlin))
+    fires = [next(hourly) for _ in range(4)]
+    # an hourly schedule fires on every real hour, also the repeated one
+    assert [f.isoformat() for f in fires] == [
+        "2026-10-25T01:00:00+02:00", "2026-10-25T02:00:00+02:00",
+        "2026-10-25T02:00:00+01:00", "2026-10-25T03:00:00+01:00"]
+    assert [schedule_module._seconds(a, b) for a, b in itertools.pairwise(fires)] == [3600] * 3
+
+
+class FakeClock:
+    """A wall clock that only moves when the test says so."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_schedule_fires_on_the_schedule_and_skips_missed_times(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(schedule_module, "MAX_NAP", 0.005)  # re-read the fake clock often
+    clock = FakeClock(datetime(2026, 7, 1, 12, 0, 0, tzinfo=UTC))
+    rec = Recorder()
+    source_cls = functools.partial(ScheduleSource, clock=clock)
+    settings = {"cron": "* * * * * *", "timezone": "Asia/Kolkata"}
+    async with running(source_cls, settings, rec) as (source, info):
+        assert info == {"cron": "* * * * * *", "timezone": "Asia/Kolkata", "count": None,
+                        "next": "2026-07-01T17:30:01+05:30"}
+        await asyncio.sleep(0.05)
+        assert rec.payloads == []  # not due yet on its clock
+        clock.now = datetime(2026, 7, 1, 12, 0, 1, 100_000, tzinfo=UTC)
+        await rec.wait_for(1)
+        # a clock jump (a suspended laptop): one trigger for the latest due time, not a burst
+        clock.now = datetime(2026, 7, 1, 12, 0, 10, 200_000, tzinfo=UTC)
+        await rec.wait_for(2)
+        # more than half a gap late: skipped, the next one fires on time
+        clock.now = datetime(2026, 7, 1, 12, 0, 11, 700_000, tzinfo=UTC)
+        await asyncio.sleep(0.05)
+        assert len(rec.payloads) == 2
+        clock.now = datetime(2026, 7, 1, 12, 0, 12, tzinfo=UTC)
+        await rec.wait_for(3)
+        await source.stop_accepting()
+    assert [(p["count"], p["time"], p["missed"]) for p in rec.payloads] == [
+        (1, "2026-07-01T17:30:01+05:30", 0),
+        (2, "2026-07-01T17:30:10+05:30", 8),
+        (3, "2026-07-01T17:30:12+05:30", 1)]
+    assert {(p["type"], p["timezone"]) for p in rec.payloads} == {("schedule", "Asia/Kolkata")}
+
+
+async def test_schedule_fires_a_minute_expression_without_waiting_a_minute() -> None:
+    # The clock reads 09:59:59.7 in Berlin (real time running on from there)
+    fake_start = datetime(2026, 7, 1, 9, 59, 59, 700_000, tzinfo=ZoneInfo("Europe/Berlin"))
+    offset = fake_start - datetime.now(UTC)
+    rec = Recorder()
+    loop = asyncio.get_running_loop()
+    source_cls = functools.partial(ScheduleSource, clock=lambda: datetime.now(UTC) + offset)
+    settings = {"cron": "0 10 * * *", "timezone": "Europe/Berlin", "count": 1}
+    async with running(source_cls, settings, rec) as (source, _):
+        started = loop.time()
+        await asyncio.wait_for(source.wait_done(), 5)  # done after its count
+    assert [(p["count"], p["time"]) for p in rec.payloads] == [(1, "2026-07-01T10:00:00+02:00")]
+    assert rec.times[0] - started >= 0.2, "not before its time"
+
+
+async def test_schedule_per_second_expression_on_the_real_clock() -> None:
+    rec = Recorder()
+    async with running(ScheduleSource, {"cron": "* * * * * *", "count": 2}, rec) as (source, _):
+        await asyncio.wait_for(source.wait_done(), 5)
+    first, second = (datetime.fromisoformat(p["time"]) for p in rec.payloads)
+    assert first.microsecond == 0 and (second - first).total_seconds() == 1
+    assert [p["count"] for p in rec.payloads] == [1, 2] and is_iso_utc(rec.payloads[0]["time"])
+
+
+async def test_schedule_stops_at_once_while_waiting_for_a_far_fire_time() -> None:
+    rec = Recorder()
+    async with running(ScheduleSource, {"cron": "0 0 1 1 *"}, rec) as (source, info):
+        assert info["next"].endswith("-01-01T00:00:00+00:00")
+        await asyncio.sleep(0.05)
+        await asyncio.wait_for(source.stop_accepting(), 1)
+        await asyncio.wait_for(source.wait_done(), 1)
+    assert rec.payloads == []
 
 
 # --- file_change --------------------------------------------------------------------
