@@ -324,8 +324,13 @@ async def _run(manager: Any, graph: Graph, ns: argparse.Namespace, signals: _Sig
 
 
 def _announce_sources(batch: list[dict[str, Any]]) -> None:
-    """Tell the person at the terminal where an HTTP trigger listens (and its token)."""
+    """Tell the person at the terminal where an HTTP trigger listens (and its token), and
+    when a schedule fires first (a cron typo shows at once, not at the wrong hour)."""
     for event in batch:
+        if event.get("event_type") == "schedule":
+            print(f"loom: {event['node']} scheduled {event.get('cron')!r} in "
+                  f"{event.get('timezone')}, first at {event.get('next') or 'never'}",
+                  file=sys.stderr, flush=True)
         if "url" in event:
             token = f" (header 'Authorization: Bearer {event['token']}')" if event.get("token") \
                 else ""

@@ -365,6 +365,22 @@ def test_http_trigger_address_and_token_are_announced(tmp_path: Path) -> None:
                      r"\(header 'Authorization: Bearer sekrit'\)", proc.stderr), proc.stderr
 
 
+def test_schedule_first_fire_time_is_announced_and_it_runs(tmp_path: Path) -> None:
+    graph = Graph(name="cron")
+    graph.add_node(Node("cron", "event.schedule", metadata={
+        "event_type": "schedule", "cron": "* * * * * *", "timezone": "Asia/Tokyo", "count": 1}))
+    graph.add_node(Node("say", "text.to_text"))
+    graph.connect("cron", "event", "say", "value")
+    path = tmp_path / "cron.loom"
+    save_graph(graph, path)
+    proc = loom("run", str(path), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"cron scheduled '\* \* \* \* \* \*' in Asia/Tokyo, first at "
+                     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+09:00", proc.stderr), proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["status"] == "succeeded" and doc["nodes"]["cron"]["stats"]["waves"] == 1
+
+
 @pytest.mark.slow
 def test_run_on_dask_sends_pack_nodes_to_a_local_cluster(tmp_path: Path) -> None:
     pytest.importorskip("distributed")
