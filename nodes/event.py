@@ -2,8 +2,8 @@
 
 Each starts a wave through the nodes downstream of it per trigger, with the
 trigger's payload on its ``event`` port. Their settings live in the node's
-metadata (``interval``; ``cron``, ``timezone``; ``watch_path``, ``patterns``; ``port``, ``path``, …), like
-every mode's settings. Loading a graph never starts them: only running does.
+metadata (``interval``; ``cron``, ``timezone``; ``watch_path``, ``patterns``; ``port``,
+``path``, …), like every mode's settings. Loading a graph never starts them: only running does.
 """
 
 from __future__ import annotations

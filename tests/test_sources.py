@@ -235,7 +235,7 @@ def test_schedule_settings_name_the_field() -> None:
                                        "timezone": "/usr/share/zoneinfo/UTC"})
     assert check_settings("schedule", {"cron": "*/5 * * * * *", "timezone": "Europe/Berlin",
                                        "count": 3, "execution_mode": "event"}) == []
-    with pytest.raises(ValueError, match="metadata.cron"):
+    with pytest.raises(ValueError, match=r"metadata\.cron"):
         ScheduleSource({"cron": "nope"}, Recorder(), "n", RunServices())
 
 
@@ -254,11 +254,13 @@ def test_fire_times_follow_the_schedule_not_the_start_time() -> None:
 
 def test_fire_times_across_dst_changes() -> None:
     berlin = ZoneInfo("Europe/Berlin")
-    day = schedule_module.fire_times("30 2 * * *", berlin, datetime(2026, 3, 28, 12, tzinfo=berlin))
+    day = schedule_module.fire_times("30 2 * * *", berlin,
+                                     datetime(2026, 3, 28, 12, tzinfo=berlin))
     # 02:30 does not exist on 29 March (02:00 -> 03:00): it fires once, right after the gap
     assert [next(day).isoformat() for _ in range(2)] == [
         "2026-03-29T03:00:00+02:00", "2026-03-30T02:30:00+02:00"]
-    day = schedule_module.fire_times("30 2 * * *", berlin, datetime(2026, 10, 24, 12, tzinfo=berlin))
+    day = schedule_module.fire_times("30 2 * * *", berlin,
+                                     datetime(2026, 10, 24, 12, tzinfo=berlin))
     # 02:30 happens twice on 25 October (03:00 -> 02:00): it fires once, not twice
     assert [next(day).isoformat() for _ in range(2)] == [
         "2026-10-25T02:30:00+02:00", "2026-10-26T02:30:00+01:00"]
