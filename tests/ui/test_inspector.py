@@ -185,6 +185,21 @@ def test_event_file_change_shows_file_settings(qtbot: Any, registry: Registry) -
     assert isinstance(h.editor("metadata.patterns"), StringListEditor)
 
 
+def test_event_schedule_shows_cron_and_zone_and_flags_bad_ones(qtbot: Any,
+                                                                registry: Registry) -> None:
+    h = Harness(qtbot, registry)
+    h.show(Node("s", "event.schedule", metadata={
+        "execution_mode": "event", "event_type": "schedule", "cron": "61 * * * *",
+        "timezone": "Mars/Olympus"}))
+    keys = h.mode_keys()
+    assert {"cron", "timezone", "count", "max_concurrent_waves"} <= set(keys)
+    assert "interval" not in keys
+    assert isinstance(h.editor("metadata.cron"), TextEditor)
+    assert h.editor("metadata.timezone").text() == "Mars/Olympus"
+    assert "not a valid cron expression (Bad minute)" in h.inspector.field_error("metadata.cron")
+    assert "not a known IANA time zone" in h.inspector.field_error("metadata.timezone")
+
+
 def test_a_mode_change_requests_new_metadata_and_shows_the_new_settings(
         qtbot: Any, registry: Registry) -> None:
     h = Harness(qtbot, registry, apply=True)
