@@ -28,6 +28,7 @@ EXPECTED: dict[str, tuple[str, str, Any]] = {
     "parallel.loom": ("report", "out", '{"square": 9, "double": 6, "half": 1.5}'),
     "while.loom": ("result", "out", 1),
     "timer.loom": ("say", "out", "tick 5 of 5"),
+    "schedule.loom": ("say", "out", "fire 3 of 3"),
 }
 
 #: nodes each example must skip (the branches not taken)
