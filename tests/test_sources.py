@@ -235,8 +235,8 @@ def test_schedule_settings_name_the_field() -> None:
                                        "timezone": "/usr/share/zoneinfo/UTC"})
     assert check_settings("schedule", {"cron": "*/5 * * * * *", "timezone": "Europe/Berlin",
                                        "count": 3, "execution_mode": "event"}) == []
-    with pytest.raises(ValueError, match=r"metadata\.cron"):
-        ScheduleSource({"cron": "nope"}, Recorder(), "n", RunServices())
+    with pytest.raises(ValueError, match=r"metadata\.cron"):  # even without validation
+        ScheduleSource({"cron": "nope"}, Recorder(), "n", None)  # type: ignore[arg-type]
 
 
 def test_fire_times_follow_the_schedule_not_the_start_time() -> None:
@@ -275,12 +275,14 @@ def test_fire_times_across_dst_changes() -> None:
 
 
 class FakeClock:
-    """A wall clock that only moves when the test says so."""
+    """A wall clock that only moves when the test says so (and counts its readings)."""
 
     def __init__(self, now: datetime) -> None:
         self.now = now
+        self.reads = 0
 
     def __call__(self) -> datetime:
+        self.reads += 1
         return self.now
 
 
@@ -313,6 +315,37 @@ async def test_schedule_fires_on_the_schedule_and_skips_missed_times(
         (2, "2026-07-01T17:30:10+05:30", 8),
         (3, "2026-07-01T17:30:12+05:30", 1)]
     assert {(p["type"], p["timezone"]) for p in rec.payloads} == {("schedule", "Asia/Kolkata")}
+
+
+async def test_a_long_catch_up_yields_to_the_loop_and_counts_every_missed_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(schedule_module, "MAX_NAP", 0.005)
+    monkeypatch.setattr(schedule_module, "CATCH_UP_CHUNK", 100)
+    clock = FakeClock(datetime(2026, 7, 1, 12, 0, 0, 500_000, tzinfo=UTC))
+    rec = Recorder()
+    reads: list[int] = []
+
+    def trigger(payload: dict[str, Any]) -> Any:
+        reads.append(clock.reads)
+        return rec(payload)
+
+    services = RunServices()
+    source = ScheduleSource({"cron": "* * * * * *", "count": 2}, trigger, "n", services,
+                            clock=clock)
+    try:
+        await source.start()
+        clock.now = datetime(2026, 7, 1, 12, 0, 1, tzinfo=UTC)
+        await rec.wait_for(1)
+        before = clock.reads
+        clock.now = datetime(2026, 7, 1, 12, 16, 41, 200_000, tzinfo=UTC)  # 1000 s later
+        await asyncio.wait_for(source.wait_done(), 5)
+    finally:
+        await source.aclose()
+        assert await services.aclose()
+    assert [(p["time"], p["missed"]) for p in rec.payloads] == [
+        ("2026-07-01T12:00:01+00:00", 0), ("2026-07-01T12:16:41+00:00", 999)]
+    # 999 steps in chunks of 100: it gave the loop a turn (and re-read the clock) 9 times
+    assert reads[1] - before >= 1 + 9
 
 
 async def test_schedule_fires_a_minute_expression_without_waiting_a_minute() -> None:
