@@ -176,7 +176,7 @@ class ScheduleSource:
                 # Naps, not one long sleep: the wall clock may jump meanwhile.
                 await asyncio.sleep(min(wait, MAX_NAP))
                 continue
-            now = self._clock()
+            now = self._clock().astimezone(UTC)
             following = next(times, None)
             # Behind schedule: skip to the latest fire time already due.
             walked = 0
@@ -188,7 +188,7 @@ class ScheduleSource:
                     # A long catch-up (a per-second schedule after a night asleep:
                     # 86,400 steps) must not hold the loop; the clock moved on meanwhile.
                     await asyncio.sleep(0)
-                    now = self._clock()
+                    now = self._clock().astimezone(UTC)
             gap = _seconds(due, following) if following else None
             if gap is not None and _seconds(due, now) >= gap / 2:
                 missed += 1  # too late: it would come too close to the next one
