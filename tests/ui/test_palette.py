@@ -59,6 +59,12 @@ def test_search_filters_by_name_id_category_and_description(palette: Palette) ->
     assert "zeta.spark" in palette.type_ids() and len(palette.categories()) > 5
 
 
+def test_typing_cron_finds_the_schedule_trigger_under_events(qtbot: Any,
+                                                             palette: Palette) -> None:
+    qtbot.keyClicks(palette.search, "cron")
+    assert "event.schedule" in palette.type_ids() and "Events" in palette.categories()
+
+
 def test_categories_without_a_match_are_hidden(palette: Palette) -> None:
     palette.search.setText("json")
     categories = palette.categories()
