@@ -1,6 +1,6 @@
 """The ``loom`` command: ``loom [FILE]`` (editor), ``loom run``, ``loom validate``, ``loom nodes``.
 
-Exit codes: 0 succeeded, 1 the graph failed, 2 invalid file or usage, 130
+Exit codes: 0 succeeded, 1 the graph failed (or ran past its timeout), 2 invalid file or usage, 130
 stopped by Ctrl+C, 143 stopped by SIGTERM, 141 the reader of stdout went away.
 Only the editor imports Qt, and only when it is asked for.
 """
@@ -58,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="event graphs: end after N waves in all")
     run.add_argument("--duration", type=float, metavar="S",
                      help="event graphs: end after S seconds")
+    run.add_argument("--timeout", type=float, metavar="S",
+                     help="any graph: stop the run after S seconds (as Ctrl+C would, clean-up "
+                          "included); it then fails, exit code 1 (default: the graph's "
+                          "settings.timeout)")
     run.add_argument("--grace", type=float, default=2.0, metavar="S",
                      help="on Ctrl+C, let work under way finish for S seconds (default 2)")
     run.add_argument("--executor", choices=["local", "dask"],
@@ -263,6 +267,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
                                ("--grace", ns.grace, 0)):
         if value is not None and value < low:
             raise UsageError(f"{option} must be at least {low}")
+    if ns.timeout is not None and not (0 < ns.timeout < float("inf")):
+        raise UsageError("--timeout must be a number of seconds above 0")
     if ns.scheduler is not None and ns.executor == "local":
         raise UsageError("--scheduler is the Dask scheduler's address: use it with "
                          "--executor dask, not local")
@@ -270,7 +276,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
     bus = EventBus()
     manager = ExecutionManager(graph, registry, bus=bus, max_concurrency=ns.max_concurrency,
                                max_waves=ns.max_waves, duration=ns.duration, stop_grace=ns.grace,
-                               executor=executor, scheduler=ns.scheduler)
+                               executor=executor, scheduler=ns.scheduler, timeout=ns.timeout)
     signals = _Signals(manager)
     try:
         result = asyncio.run(_run(manager, graph, ns, signals))

@@ -107,7 +107,9 @@ def print_summary(result: RunResult, graph: Graph, out: IO[str], err: IO[str]) -
         counts[rec.state.value] = counts.get(rec.state.value, 0) + 1
     summary = ", ".join(f"{n} {state}" for state, n in counts.items())
     style = _STATUS_STYLE.get(result.status, "")
-    console.print(f"[{style}]{result.status.value}[/] in {result.duration_ms:.1f} ms ({summary})")
+    why = f": {escape(result.reason)}" if result.reason else ""
+    console.print(f"[{style}]{result.status.value}[/]{why} in {result.duration_ms:.1f} ms "
+                  f"({summary})")
     feeding = {c.src_node for c in graph.connections}
     for node_id, rec in result.nodes.items():
         if rec.stats and "waves" in rec.stats:
@@ -134,11 +136,12 @@ def print_summary(result: RunResult, graph: Graph, out: IO[str], err: IO[str]) -
                          f"{escape(str(rec.error))}")
             if rec.traceback:
                 errors.print(rec.traceback.rstrip(), markup=False)
-        elif rec.state is NodeState.STOPPED and rec.reason and rec.reason != "run stopped":
+        elif rec.state is NodeState.STOPPED and rec.reason and rec.reason not in (
+                "run stopped", result.reason):
             # Cancelled by its owner (a timeout, a failed sibling), not by a stop request.
             errors.print(f"[yellow]node {escape(label)} {escape(rec.reason)}[/]")
     by_stop = [node_id for node_id in result.cancelled
-               if result.nodes[node_id].reason in (None, "run stopped")]
+               if result.nodes[node_id].reason in (None, "run stopped", result.reason)]
     if by_stop:
         errors.print(f"[yellow]cancelled by the stop:[/] {escape(', '.join(by_stop))}")
     for node_id in result.abandoned:

@@ -91,6 +91,8 @@ class RunState:
         self.waves_started = 0
         #: waves that failed (the run is then failed, though its sources went on)
         self.wave_failures = 0
+        #: why the run is being stopped, as the nodes it cancels or never starts record it
+        self.stop_reason = "run stopped"
         #: flow tasks that ignored cancellation past the clean-up deadline
         self.abandoned_tasks: list[asyncio.Task[None]] = []
         self._services: Any = None
@@ -388,7 +390,7 @@ class Flow:
                 if reason:
                     return reason
             flow = flow.parent
-        return "run stopped"
+        return self.state.stop_reason
 
     def emit(self, type_: str, **fields: Any) -> None:
         """Publish an event, stamped with this flow's scope when it runs inside a node."""
@@ -641,7 +643,7 @@ class Flow:
         planned, rec = self._nodes[i], self._records[i]
         if isinstance(exc, StopRequested) and self.ctx.stop_flag.is_set():
             self._stopped(i, started)
-            self._skip_downstream(i, Skip("run stopped", planned.id))
+            self._skip_downstream(i, Skip(self.state.stop_reason, planned.id))
             return
         rec.state = _FAILED
         rec.duration_ms = (time.perf_counter() - started) * 1000.0

@@ -67,6 +67,11 @@ class ExecutionManager:
     ``max_waves`` and ``duration`` end an event graph on their own: its sources stop
     after that many waves in all, or that many seconds, and the run finishes
     normally once the waves under way are done.
+
+    ``timeout`` (seconds; default the graph's ``settings.timeout``) bounds any run: when
+    it passes, the run stops as on :meth:`request_stop` (grace period, then cancel;
+    ``finally`` blocks and clean-up run) and ends ``failed`` with the reason
+    ``"run timeout of S s"`` (:attr:`RunResult.reason`; unfinished nodes carry it too).
     """
 
     def __init__(self, graph: Graph, registry: Registry, *, bus: EventBus | None = None,
@@ -74,7 +79,8 @@ class ExecutionManager:
                  stop_grace: float = 2.0, max_waves: int | None = None,
                  duration: float | None = None,
                  strategies: Mapping[str, Strategy] | None = None,
-                 executor: str | None = None, scheduler: str | None = None) -> None:
+                 executor: str | None = None, scheduler: str | None = None,
+                 timeout: float | None = None) -> None:
         self.graph = graph
         self.registry = registry
         self.bus = bus if bus is not None else EventBus()
@@ -84,6 +90,8 @@ class ExecutionManager:
         self.stop_grace = stop_grace
         self.max_waves = max_waves
         self.duration = duration
+        #: seconds the whole run may take (None: the graph's settings.timeout, if any)
+        self.timeout = timeout
         self.status = RunStatus.IDLE
         #: node records of the current or last run, by node id
         self.records: dict[str, NodeRecord] = {}
@@ -104,6 +112,8 @@ class ExecutionManager:
         self._grace_timer: asyncio.TimerHandle | None = None
         self._gave_up: asyncio.Event | None = None
         self._stop_requested = False
+        #: why the current run fails though it was stopped ("run timeout of 5 s"), if so
+        self._timed_out: str | None = None
         #: loop time until which a stopped run waits for calls in worker threads
         self._threads_until: float | None = None
 
@@ -174,12 +184,16 @@ class ExecutionManager:
                          executor_override=self.executor)
         self._state = state
         self._stop_requested = False
+        self._timed_out = None
         self._threads_until = None
         self._gave_up = asyncio.Event()
         self.status = RunStatus.RUNNING
         ctx.emit("run_started", graph=self.graph.name, nodes=len(records))
         ending = (self._loop.call_later(self.duration, state.ending.set)
                   if self.duration is not None else None)
+        limit = self.timeout if self.timeout is not None else self.graph.settings.timeout
+        deadline = (self._loop.call_later(limit, self._time_out, state, limit)
+                    if limit is not None else None)
         status = RunStatus.STOPPED
         try:
             status = await self._run_flow(state)
@@ -189,6 +203,10 @@ class ExecutionManager:
         finally:
             if ending is not None:
                 ending.cancel()
+            if deadline is not None:
+                deadline.cancel()
+            if self._timed_out is not None and status is RunStatus.STOPPED:
+                status = RunStatus.FAILED  # stopped by its own deadline: it did not finish
             if self._grace_timer is not None:
                 self._grace_timer.cancel()
                 self._grace_timer = None
@@ -196,6 +214,13 @@ class ExecutionManager:
         return self.result
 
     # ------------------------------------------------------------------ internals
+    def _time_out(self, state: RunState, limit: float) -> None:
+        """The run's timeout passed: stop it like a stop request, saying why."""
+        if self.status is not RunStatus.RUNNING or self._state is not state:
+            return  # already stopping (Ctrl+C, Stop): that stop decides the outcome
+        self._timed_out = state.stop_reason = f"run timeout of {limit:g} s"
+        self.request_stop()
+
     async def _start_cluster(self, state: RunState) -> None:
         """Connect to Dask before any node runs when some node will run there, so that
         an unreachable scheduler is one clear error (ExecutorUnavailableError, raised by
@@ -279,7 +304,8 @@ class ExecutionManager:
         for i, rec in enumerate(state.records):
             if rec.state in _UNFINISHED:
                 rec.state = NodeState.SKIPPED
-                rec.reason = "run stopped" if stopped else _why_not_run(plan, state, i)
+                rec.reason = state.stop_reason if stopped or self._timed_out else \
+                    _why_not_run(plan, state, i)
                 ctx.emit("node_skipped", node=plan.nodes[i].id, reason=rec.reason)
         duration_ms = (time.perf_counter() - ctx.started) * 1000.0
         self.status = status
@@ -287,8 +313,9 @@ class ExecutionManager:
                   for node, owner in zip(plan.nodes, plan.owner, strict=True) if owner != TOP}
         result = RunResult(ctx.run_id, status, duration_ms, self.records,
                            [i for i in issues if i.severity != "error"], abandoned, inside,
-                           cancelled)
+                           cancelled, self._timed_out)
         ctx.emit("run_finished", status=status.value, duration_ms=round(duration_ms, 3),
+                 reason=self._timed_out,
                  failed=[e["node"] for e in result.errors if not e["handled"]],
                  cancelled=cancelled, abandoned=abandoned)
         self.bus.flush()

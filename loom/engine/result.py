@@ -68,6 +68,8 @@ class RunResult:
     inside: dict[str, str] = field(default_factory=dict)
     #: nodes that were running when the run was stopped and were cancelled
     cancelled: list[str] = field(default_factory=list)
+    #: why a run that did not finish ended as it did ("run timeout of 5 s"); None otherwise
+    reason: str | None = None
 
     @property
     def outputs(self) -> dict[str, dict[str, Any]]:
@@ -91,7 +93,7 @@ class RunResult:
         ``cancelled`` and ``abandoned`` are the lists the terminal summary shows:
         nodes cancelled by a stop, and calls still running in worker threads.
         """
-        return {
+        data = {
             "status": self.status.value,
             "outputs": {nid: {port: to_jsonable(v) for port, v in outs.items()}
                         for nid, outs in self.outputs.items()},
@@ -100,3 +102,6 @@ class RunResult:
             "cancelled": list(self.cancelled),
             "abandoned": list(self.abandoned),
         }
+        if self.reason is not None:
+            data["reason"] = self.reason
+        return data

@@ -37,7 +37,7 @@ LINE_WIDTH = 100
 
 _TOP_KEYS = ("format", "version", "graph", "nodes", "connections", "ui")
 _GRAPH_KEYS = ("name", "settings")
-_SETTINGS_KEYS = ("max_concurrency",)
+_SETTINGS_KEYS = ("max_concurrency", "timeout")
 _NODE_KEYS = ("id", "type", "type_version", "name", "position", "properties", "metadata")
 _CONN_KEYS = ("from", "to")
 
@@ -150,12 +150,21 @@ def _non_empty_str(value: Any, path: str, what: str) -> str:
 
 def _parse_settings(obj: Any, path: str) -> GraphSettings:
     _expect(obj, dict, path, "an object of graph settings")
-    settings = GraphSettings(extra=_extras(obj, _SETTINGS_KEYS))
+    # A null timeout is no timeout; it stays among the extras so it saves back as read.
+    known = _SETTINGS_KEYS if obj.get("timeout") is not None else ("max_concurrency",)
+    settings = GraphSettings(extra=_extras(obj, known))
     if "max_concurrency" in obj:
         value = _expect(obj["max_concurrency"], int, f"{path}.max_concurrency", "an integer")
         if value < 1:
             raise _Invalid(f"{path}.max_concurrency", f"expected an integer >= 1, found {value}")
         settings.max_concurrency = value
+    if obj.get("timeout") is not None:
+        # Kept as written (5 stays 5), so a file saves back byte for byte.
+        settings.timeout = _coordinate(obj["timeout"], f"{path}.timeout")
+        if not settings.timeout > 0:
+            raise _Invalid(f"{path}.timeout", "expected a number of seconds above 0, "
+                                              f"found {obj['timeout']}")
+        settings.timeout = obj["timeout"]
     return settings
 
 
@@ -395,8 +404,10 @@ def _with_extra(doc: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 def graph_document(graph: Graph) -> dict[str, Any]:
     """The graph as the plain JSON object a ``.loom`` file holds (key order included)."""
-    settings = _with_extra({"max_concurrency": graph.settings.max_concurrency},
-                           graph.settings.extra)
+    own: dict[str, Any] = {"max_concurrency": graph.settings.max_concurrency}
+    if graph.settings.timeout is not None:
+        own["timeout"] = graph.settings.timeout
+    settings = _with_extra(own, graph.settings.extra)
     doc: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,

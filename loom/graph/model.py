@@ -64,9 +64,12 @@ class Node:
 
 @dataclass
 class GraphSettings:
-    """Graph-wide settings. ``max_concurrency`` bounds how many ready nodes run at once."""
+    """Graph-wide settings. ``max_concurrency`` bounds how many ready nodes run at once;
+    ``timeout`` (seconds, None: none) bounds the whole run, which then stops as on a stop
+    request and ends ``failed`` ("run timeout of S s")."""
 
     max_concurrency: int = 1
+    timeout: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
