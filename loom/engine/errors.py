@@ -33,6 +33,10 @@ class LoopLimitError(Exception):
     """A while loop ran past its ``max_iterations``."""
 
 
+class LoopTimeout(TimeoutError):
+    """A for-each or while loop ran past its ``timeout``, a deadline for the whole loop."""
+
+
 class NodeAborted(Exception):
     """Node code raised a BaseException that is not an Exception: ``SystemExit`` (a library
     calling ``sys.exit()``), ``KeyboardInterrupt``, ``GeneratorExit`` or a class of its own.

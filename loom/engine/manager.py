@@ -205,8 +205,7 @@ class ExecutionManager:
                 ending.cancel()
             if deadline is not None:
                 deadline.cancel()
-            if self._timed_out is not None and status is RunStatus.STOPPED:
-                status = RunStatus.FAILED  # stopped by its own deadline: it did not finish
+            status = self._outcome(status)
             if self._grace_timer is not None:
                 self._grace_timer.cancel()
                 self._grace_timer = None
@@ -214,6 +213,10 @@ class ExecutionManager:
         return self.result
 
     # ------------------------------------------------------------------ internals
+    def _outcome(self, status: RunStatus) -> RunStatus:
+        """A run stopped by its own timeout did not finish: it failed."""
+        return RunStatus.FAILED if self._timed_out and status is RunStatus.STOPPED else status
+
     def _time_out(self, state: RunState, limit: float) -> None:
         """The run's timeout passed: stop it like a stop request, saying why."""
         if self.status is not RunStatus.RUNNING or self._state is not state:

@@ -18,7 +18,7 @@ from typing import Any
 from loom.graph import DEFAULT_EXECUTION_MODE, Graph, Node
 from loom.registry import NodeSpec, PortSpec, Registry, compatible, value_matches
 
-from .policies import ERROR_PORT, PLAIN, Policy, parse_policy
+from .policies import ERROR_PORT, PLAIN, SETTINGS, Policy, parse_policy
 from .scopes import TOP, WireRouter, resolve_owners
 from .strategies import STRATEGIES, Strategy
 from .strategies.base import shown
@@ -245,6 +245,7 @@ class _Binder:
         self._cache: dict[tuple[str, str | None], _Binding] = {}
 
     def bind(self, index: int, node: Node) -> PlannedNode:
+        own_keys = node.metadata.keys()
         spec = self.registry.get(node.type)
         if spec is not None and spec.metadata and not spec.metadata.keys() <= node.metadata.keys():
             # The type's default settings (a while loop's loop_type, a timer's interval)
@@ -284,6 +285,7 @@ class _Binder:
             policy, problems = parse_policy(node.metadata, binding.strategy.owned_settings)
             for message in problems:
                 out.error(node, message)
+            _warn_unread(node, own_keys, binding.strategy, binding.mode, out)
             if policy.on_error == "error_output":
                 outputs = (*outputs, PortSpec(ERROR_PORT, "dict"))
             if policy.wraps_call:
@@ -324,6 +326,24 @@ class _Binder:
         ins, outs = _ports_of_missing(node, self.graph)
         return PlannedNode(index, node, None, strategy, name, ins, outs,
                            tuple(p.name for p in outs), {})
+
+
+#: metadata keys every node's run reads, whatever its mode
+_READ_BY_ALL = frozenset({"execution_mode", *(s.name for s in SETTINGS)})
+
+
+def _warn_unread(node: Node, keys: Any, strategy: Strategy, mode: str, out: _Collector) -> None:
+    """A warning per metadata key (of the node's own) that its mode never reads: the key
+    stays in the file, but a setting silently ignored would look like it works."""
+    if keys <= _READ_BY_ALL:
+        return  # the common case: only the mode and policies
+    read = strategy.read_settings(node)
+    for key in keys:
+        if key not in _READ_BY_ALL and key not in read:
+            kind = node.metadata.get("loop_type") if mode == "loop" else None
+            what = f"{mode!r} ({kind})" if isinstance(kind, str) else repr(mode)
+            out.warning(node, f"metadata.{shown(key)} is not read by execution mode {what}: "
+                              "it is kept in the file but has no effect")
 
 
 def _wire(plan: Plan, out: _Collector, router: WireRouter,

@@ -13,8 +13,8 @@ from .values import to_jsonable
 class NodeRecord:
     """One node's state in the current or last run (kept small: a run may have 100,000)."""
 
-    __slots__ = ("attempts", "duration_ms", "error", "handled", "inputs", "iterations",
-                 "outputs", "reason", "started", "state", "stats", "traceback")
+    __slots__ = ("attempts", "duration_ms", "error", "execution_info", "handled", "inputs",
+                 "iterations", "outputs", "reason", "started", "state", "stats", "traceback")
 
     def __init__(self) -> None:
         self.state = NodeState.PENDING
@@ -36,6 +36,9 @@ class NodeRecord:
         self.handled = False
         #: counters a strategy keeps (an event node's waves: started, failed, dropped…)
         self.stats: dict[str, Any] | None = None
+        #: a loop's or parallel node's numbers (total, completed, failed, duration_ms,
+        #: concurrent_peak…) as far as it got, kept when it failed or was stopped too
+        self.execution_info: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The ``nodes`` entry of ``loom run --json``."""
@@ -50,6 +53,8 @@ class NodeRecord:
             data["handled"] = True
         if self.stats:
             data["stats"] = dict(self.stats)
+        if self.execution_info is not None:
+            data["execution_info"] = to_jsonable(self.execution_info)
         return data
 
 
@@ -84,7 +89,9 @@ class RunResult:
         others make a run ``failed``.
         """
         return [{"node": nid, "error": rec.error, "traceback": rec.traceback,
-                 "handled": rec.handled}
+                 "handled": rec.handled,
+                 **({} if rec.execution_info is None
+                    else {"execution_info": dict(rec.execution_info)})}
                 for nid, rec in self.nodes.items() if rec.state is NodeState.FAILED]
 
     def to_json(self) -> dict[str, Any]:

@@ -220,6 +220,16 @@ class Strategy:
                     problems.append(f"metadata.{setting.name} {message}")
         return problems
 
+    def read_settings(self, node: Node) -> frozenset[str]:
+        """The metadata keys this mode reads on this node (besides ``execution_mode`` and
+        the policies); validation warns about any other key, which is kept but unused."""
+        names = self._setting_names
+        if names is None:
+            names = type(self)._setting_names = frozenset(s.name for s in self.settings)
+        return names
+
+    _setting_names: ClassVar[frozenset[str] | None] = None
+
     def setting(self, node: Node, name: str) -> Any:
         """A setting's value on this node, or its default."""
         value = node.metadata.get(name)

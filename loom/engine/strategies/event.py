@@ -101,6 +101,14 @@ class EventStrategy(Strategy):
             problems += check_settings(str(kind), node.metadata)
         return problems
 
+    def read_settings(self, node: Node) -> frozenset[str]:
+        """The event node's settings and its event type's."""
+        from ..sources import SOURCE_SETTINGS  # noqa: PLC0415 - watchdog/aiohttp only when used
+
+        kind = node.metadata.get("event_type", "timer")
+        own = SOURCE_SETTINGS.get(kind, ()) if isinstance(kind, str) else ()
+        return super().read_settings(node) | {s.name for s in own}
+
     def check_plan(self, planned: PlannedNode, plan: Plan) -> list[str]:
         """Event nodes run at the top of the graph; the response node is in the wave."""
         problems = []

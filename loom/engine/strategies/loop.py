@@ -40,12 +40,26 @@ then holds only the items that ran and ``execution_info.not_run`` counts the res
 A while loop ends after the current iteration: its function reads the carried
 values once more to give the output, its decision ignored. Either publishes
 ``loop_break`` (``by``: the node that asked).
+
+``timeout`` (seconds) is a deadline for the whole loop, items or iterations and the
+node's own calls included: when it passes, the body runs still going are cancelled
+(their nodes record ``cancelled: timeout of S s``) and the loop fails with
+:class:`~loom.engine.errors.LoopTimeout`.
+
+A loop that fails keeps its numbers: the record's ``execution_info`` (``loom run
+--json``: the node's ``execution_info``) and the error's ``execution_info``
+attribute hold them as far as the loop got (for_each: ``total``, ``completed``,
+``failed``, ``not_run``, ``duration_ms``, ``concurrent_peak``, and for batches
+``batch_size``, ``items_total``, ``items_completed``, ``items_failed``; while:
+``iterations`` and ``duration_ms``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from tenacity import (
     AsyncRetrying,
@@ -60,7 +74,7 @@ from loom.registry import Branch, PortSpec
 
 from ..concurrency import Pool
 from ..context import LoopControl, StopRequested
-from ..errors import BodyFailed, LoopLimitError
+from ..errors import BodyFailed, LoopLimitError, LoopTimeout
 from ..values import preview
 from .base import Setting, Strategy, node_ids
 
@@ -82,7 +96,7 @@ class LoopStrategy(Strategy):
 
     mode = "loop"
     single_call = False
-    owned_settings = frozenset({"max_retries", "retry_wait"})
+    owned_settings = frozenset({"max_retries", "retry_wait", "timeout"})
     settings = (
         Setting("loop_type", "choice", FOR_EACH, "for_each: once per item; while: while the "
                 "condition holds; infinite: while without an iteration limit",
@@ -100,7 +114,20 @@ class LoopStrategy(Strategy):
                 minimum=0),
         Setting("loop_back_to", "node_id", None, "while: the body node whose first output is "
                 "carried back into the loop's first input"),
+        Setting("timeout", "float", None, "seconds the whole loop may take", minimum=0),
     )
+    #: settings only one loop type reads (validation warns about the others)
+    only_for: ClassVar[dict[str, frozenset[str]]] = {
+        FOR_EACH: frozenset({"batch_size", "parallel", "max_concurrent", "continue_on_error",
+                             "max_retries", "retry_wait"}),
+        WHILE: frozenset({"max_iterations", "loop_back_to"})}
+
+    def read_settings(self, node: Node) -> frozenset[str]:
+        """The loop's settings but the other loop type's (an infinite loop has no limit)."""
+        unread = self.only_for[WHILE if self._type(node) == FOR_EACH else FOR_EACH]
+        if self.setting(node, "loop_type") == INFINITE:
+            unread |= {"max_iterations"}
+        return super().read_settings(node) - unread
 
     # ------------------------------------------------------------------ plan time
     def _type(self, node: Node) -> str:
@@ -175,23 +202,52 @@ class LoopStrategy(Strategy):
 
     # ------------------------------------------------------------------ run time
     async def execute(self, call: NodeCall) -> dict[str, Any]:
-        """Run the loop; the outputs depend on the loop type."""
-        if self._type(call.node) == WHILE:
-            return await self._while(call)
-        return await self._for_each(call)
+        """Run the loop under its deadline; the outputs depend on the loop type.
 
-    async def _for_each(self, call: NodeCall) -> dict[str, Any]:
-        node, started = call.node, time.perf_counter()
+        However it ends, the numbers so far go to the record's ``execution_info``, and
+        to the error's ``execution_info`` attribute when it fails.
+        """
+        started = time.perf_counter()
+        timeout = self.setting(call.node, "timeout")
+        seconds = None if timeout is None else float(timeout)
+        deadline = asyncio.timeout(seconds)
+        info: dict[str, Any] = {}
+        reason = f"cancelled: timeout of {seconds:g} s" if seconds is not None else ""
+
+        def timed_out() -> str | None:
+            return reason if deadline.expired() else None
+
+        try:
+            try:
+                async with deadline:
+                    if self._type(call.node) == WHILE:
+                        return await self._while(call, info, timed_out)
+                    return await self._for_each(call, info, timed_out)
+            except TimeoutError:
+                if not deadline.expired():
+                    raise  # a body's or the node's own timeout, not this loop's deadline
+                raise LoopTimeout(f"{call.label}: the loop's timeout of {seconds:g} s passed "
+                                  f"({_progress(info)})") from None
+        except Exception as exc:
+            info["duration_ms"] = (time.perf_counter() - started) * 1000.0
+            exc.execution_info = dict(info)  # type: ignore[attr-defined]
+            raise
+        finally:
+            info["duration_ms"] = (time.perf_counter() - started) * 1000.0
+            call.flow.state.records[call.planned.index].execution_info = dict(info)
+
+    async def _for_each(self, call: NodeCall, info: dict[str, Any],
+                        timed_out: Callable[[], str | None]) -> dict[str, Any]:
+        node = call.node
         value = await call.invoke()
         items = _as_items(value, call.label)
         batch = int(self.setting(node, "batch_size"))
-        units: list[Any] = items if batch == 1 else [items[k:k + batch]
-                                                     for k in range(0, len(items), batch)]
+        units = _units(items, batch, info)
         result_node = call.result_node(node.metadata["body"])
         parallel = bool(self.setting(node, "parallel"))
         keep_going = bool(self.setting(node, "continue_on_error"))
-        attempts = int(self.setting(node, "max_retries"))
-        wait = float(self.setting(node, "retry_wait"))
+        attempts, wait = int(self.setting(node, "max_retries")), float(self.setting(node,
+                                                                                   "retry_wait"))
         results: list[Any] = [None] * len(units)
         errors: list[dict[str, Any]] = []
         record = call.flow.state.records[call.planned.index]
@@ -204,7 +260,7 @@ class LoopStrategy(Strategy):
         failed_item: list[str] = []
 
         def cancel_reason() -> str | None:
-            return failed_item[0] if failed_item else None
+            return timed_out() or (failed_item[0] if failed_item else None)
 
         async def attempt_unit(k: int, ctx: RunContext, attempt: int) -> None:
             record.iterations += 1
@@ -216,6 +272,7 @@ class LoopStrategy(Strategy):
             if flow.failures:
                 raise flow.first_failure()
             results[k] = flow.result(result_node)
+            _count(info, "completed", units[k], batch)
 
         async def run_unit(k: int) -> None:
             await call.flow.state.checkpoint()  # one body run may be too quick to yield on its own
@@ -229,6 +286,7 @@ class LoopStrategy(Strategy):
                     with attempt:
                         await attempt_unit(k, ctx, attempt.retry_state.attempt_number)
             except BodyFailed as exc:
+                _count(info, "failed", units[k], batch)
                 if not keep_going:
                     if not failed_item:
                         failed_item.append(f"cancelled: item {k} failed")
@@ -240,17 +298,16 @@ class LoopStrategy(Strategy):
         stop_flag = call.ctx.stop_flag
         # A stop or a break starts no more items (those under way finish: after a stop,
         # within the grace period).
-        await pool.run(run_unit, stop=lambda: stop_flag.is_set() or loop.broken)
-        ran = _items_ran(call, loop, pool.started, results)
+        await _run_pool(pool, run_unit, lambda: stop_flag.is_set() or loop.broken, info)
+        _items_ran(call, loop, pool.started, results)
         errors.sort(key=lambda e: e["index"])
-        info = {"total": len(units), "completed": ran - len(errors),
-                "failed": len(errors), "duration_ms": (time.perf_counter() - started) * 1000.0,
-                "concurrent_peak": pool.peak, "not_run": len(units) - ran}
         outputs = call.outputs(value, exclude=LOOP_PORTS)
+        # execute() adds duration_ms to this dict as it returns.
         outputs.update(results=results, errors=errors, execution_info=info)
         return outputs
 
-    async def _while(self, call: NodeCall) -> dict[str, Any]:
+    async def _while(self, call: NodeCall, info: dict[str, Any],
+                     timed_out: Callable[[], str | None]) -> dict[str, Any]:
         node = call.node
         unbounded = self.setting(node, "loop_type") == INFINITE
         limit = -1 if unbounded else int(self.setting(node, "max_iterations"))
@@ -261,6 +318,7 @@ class LoopStrategy(Strategy):
         record = call.flow.state.records[call.planned.index]
         record.iterations = 0
         iteration = 0
+        info["iterations"] = 0
         state, stop = call.flow.state, call.ctx.stop_flag
         loop = LoopControl(call.label)
         loop_ctx = call.ctx.in_loop(loop)
@@ -279,7 +337,7 @@ class LoopStrategy(Strategy):
             record.iterations = iteration + 1
             call.emit("loop_iteration", iteration=iteration, value=preview(value))
             flow = body.flow({p.name: value for p in call.planned.outputs}, ctx=loop_ctx,
-                             scope=iteration)
+                             scope=iteration, cancel_reason=timed_out)
             await flow.run()
             if flow.failures:
                 raise flow.first_failure().within(f"iteration {iteration}")
@@ -288,6 +346,7 @@ class LoopStrategy(Strategy):
                 if isinstance(outputs, dict) and port in outputs:
                     inputs[into] = outputs[port]
             iteration += 1
+            info["iterations"] = iteration
             if loop.broken:
                 # Ended early: the function reads the carried values once more to give
                 # the output, as when its condition fails; its decision is ignored.
@@ -306,6 +365,42 @@ def _items_ran(call: NodeCall, loop: LoopControl, started: int, results: list[An
         del results[started:]
         call.emit("loop_break", by=loop.broken_by, ran=started, not_run=total - started)
     return started
+
+
+async def _run_pool(pool: Pool, job: Callable[[int], Awaitable[None]],
+                    stop: Callable[[], bool], info: dict[str, Any]) -> None:
+    """Run the items; the peak and the items never started are counted however that ends."""
+    try:
+        await pool.run(job, stop=stop)
+    finally:
+        info["concurrent_peak"] = pool.peak
+        info["not_run"] = pool.count - pool.started
+
+
+def _units(items: list[Any], batch: int, info: dict[str, Any]) -> list[Any]:
+    """What the body runs once for: the items, or batches of them; the counts start."""
+    units = items if batch == 1 else [items[k:k + batch] for k in range(0, len(items), batch)]
+    info.update(total=len(units), completed=0, failed=0, not_run=len(units), concurrent_peak=0)
+    if batch > 1:  # total/completed/failed count batches; these count the items in them
+        info.update(batch_size=batch, items_total=len(items), items_completed=0,
+                    items_failed=0)
+    return units
+
+
+def _count(info: dict[str, Any], key: str, unit: Any, batch: int) -> None:
+    """One more item (or batch) ``completed`` or ``failed``."""
+    info[key] += 1
+    if batch > 1:
+        info[f"items_{key}"] += len(unit)
+
+
+def _progress(info: dict[str, Any]) -> str:
+    """How far a loop got, for its timeout's message."""
+    if "iterations" in info:
+        return f"after {info['iterations']} iterations"
+    if "total" in info:
+        return f"{info['completed']} of {info['total']} items done"
+    return "before its items were known"
 
 
 def _as_items(value: Any, label: str) -> list[Any]:

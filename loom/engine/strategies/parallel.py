@@ -21,7 +21,12 @@ works on a copy-on-write clone). Settings:
   ``continue`` (and kept as written in the file);
 - ``merge_strategy``: ``object`` (results by branch name, default) or ``array``
   (in branch order);
-- ``strategy``: ``sequential`` runs the branches one after another (debugging).
+- ``strategy``: ``sequential`` runs the branches one after another (debugging);
+- ``max_retries`` (attempts per branch, default 1) and ``retry_wait`` (seconds before
+  the first retry, doubling): a failed or timed-out branch runs again, whole, on a
+  fresh clone of the context (``node_retrying`` with ``branch`` says so); only its
+  last attempt's failure counts. No retry once the ``global_timeout`` passed or a stop
+  was requested.
 
 A node cancelled because its branch timed out or a sibling failed records why
 (``cancelled: timeout of 2 s``, ``cancelled: sibling branch 'b' failed (fail_fast)``);
@@ -29,7 +34,9 @@ failed branches that ``continue`` or ``ignore`` absorbed are marked handled.
 
 Outputs: ``results``, ``errors`` and ``execution_info`` (``total``, ``completed``,
 ``failed``, ``duration_ms`` and ``concurrent_peak``, measured). Each branch's
-result is published as ``branch_completed`` the moment it finishes.
+result is published as ``branch_completed`` the moment it finishes. A parallel node
+that fails keeps these numbers, as far as it got: in its record's
+``execution_info`` (``loom run --json``) and the error's ``execution_info`` attribute.
 """
 
 from __future__ import annotations
@@ -67,7 +74,7 @@ class ParallelStrategy(Strategy):
 
     mode = "parallel"
     single_call = False
-    owned_settings = frozenset({"timeout", "on_error"})
+    owned_settings = frozenset({"timeout", "on_error", "max_retries", "retry_wait"})
     settings = (
         Setting("parallel_branches", "node_id_lists", [], "the branches: lists of node ids "
                 "(or an object of named lists); a branch's last node gives its result"),
@@ -81,6 +88,9 @@ class ParallelStrategy(Strategy):
                 choices=("object", "array")),
         Setting("strategy", "choice", "parallel", "sequential runs branches one by one",
                 choices=("parallel", "sequential")),
+        Setting("max_retries", "int", 1, "attempts per branch (1: no retry)", minimum=1),
+        Setting("retry_wait", "float", 0.0, "seconds before retrying a branch; doubles",
+                minimum=0),
     )
 
     def output_ports(self, node: Node, outputs: tuple[PortSpec, ...]) -> tuple[PortSpec, ...]:
@@ -126,12 +136,31 @@ class ParallelStrategy(Strategy):
                 and plan.owner[plan.index[ids[-1]]] != planned.index]
 
     async def execute(self, call: NodeCall) -> dict[str, Any]:
-        """Run the branches; merge their results."""
-        node, started = call.node, time.perf_counter()
+        """Run the branches; merge their results. However it ends, the numbers so far go
+        to the record's ``execution_info`` (and the error's, when it fails)."""
+        started = time.perf_counter()
+        found = branches(call.node)
+        info: dict[str, Any] = {"total": len(found), "completed": 0, "failed": 0,
+                                "concurrent_peak": 0}
+        try:
+            return await self._run(call, found, info)
+        except Exception as exc:
+            info["duration_ms"] = (time.perf_counter() - started) * 1000.0
+            exc.execution_info = dict(info)  # type: ignore[attr-defined]
+            raise
+        finally:
+            info["duration_ms"] = (time.perf_counter() - started) * 1000.0
+            call.flow.state.records[call.planned.index].execution_info = dict(info)
+
+    async def _run(self, call: NodeCall, found: list[tuple[str, list[str]]],
+                   info: dict[str, Any]) -> dict[str, Any]:
+        node = call.node
         value = await call.invoke()
         on_error = str(self.setting(node, "on_error"))
-        run = _Branches(call, branches(node), value, ON_ERROR_ALIASES.get(on_error, on_error),
-                        self.setting(node, "timeout"))
+        run = _Branches(call, found, value, ON_ERROR_ALIASES.get(on_error, on_error),
+                        self.setting(node, "timeout"), info)
+        run.attempts = int(self.setting(node, "max_retries"))
+        run.retry_wait = float(self.setting(node, "retry_wait"))
         limit = self.setting(node, "max_concurrency") or len(run.found)
         pool = Pool(len(run.found), 1 if self.setting(node, "strategy") == "sequential"
                     else int(limit))
@@ -148,16 +177,16 @@ class ParallelStrategy(Strategy):
                 raise  # a branch's own timeout under fail_fast: its error names the branch
             message = f"global_timeout of {run.global_timeout:g} s reached"
             run.time_out_the_rest(message)
+            info["failed"] = len(run.failed)
             if run.on_error == "fail_fast":
                 raise BranchTimeout(f"{call.label}: {message}") from None
+        finally:
+            info["concurrent_peak"] = pool.peak
         if pool.started < len(run.found) and stop():
             raise StopRequested(f"{call.label}: run stopped after {pool.started} of "
                                 f"{len(run.found)} branches started")
         merged, errors = run.merged(str(self.setting(node, "merge_strategy")))
-        info = {"total": len(run.found), "completed": len(run.found) - len(run.failed),
-                "failed": len(run.failed),
-                "duration_ms": (time.perf_counter() - started) * 1000.0,
-                "concurrent_peak": pool.peak}
+        # execute() adds duration_ms to this dict as it returns.
         outputs = call.outputs(value, exclude=PARALLEL_PORTS)
         outputs.update(results=merged, errors=errors, execution_info=info)
         outputs[BODY_PORT] = call.skip("value only feeds the branches")
@@ -168,8 +197,13 @@ class _Branches:
     """One parallel node's run: each branch's flow, result or failure."""
 
     def __init__(self, call: NodeCall, found: list[tuple[str, list[str]]], value: Any,
-                 on_error: str, timeout: Any) -> None:
+                 on_error: str, timeout: Any, info: dict[str, Any]) -> None:
         self.call, self.found, self.value = call, found, value
+        #: the node's execution_info, counted as branches end
+        self.info = info
+        #: attempts per branch, and the wait before the first retry (doubling)
+        self.attempts = 1
+        self.retry_wait = 0.0
         self.on_error = on_error
         self.timeout = None if timeout is None else float(timeout)
         self.results: list[Any] = [None] * len(found)
@@ -189,6 +223,38 @@ class _Branches:
         started = time.perf_counter()
         self.record.iterations += 1
         result_node = call.result_node(ids)
+        try:
+            attempt = 1
+            while True:
+                try:
+                    result = await self._attempt(k, name, ids, result_node)
+                    break
+                except (BodyFailed, BranchTimeout) as exc:
+                    if not await self._retry(name, attempt, exc):
+                        raise
+                    attempt += 1
+        except (BodyFailed, BranchTimeout) as exc:
+            self.failed[k] = exc
+            self.info["failed"] += 1
+            _completed(call, k, name, started, error=exc)
+            if self.on_error == "fail_fast":
+                if self.sibling_failed is None:
+                    self.sibling_failed = f"cancelled: sibling branch {name!r} failed (fail_fast)"
+                raise
+            if isinstance(exc, BodyFailed):
+                call.handled(exc)  # the node's on_error dealt with it
+            return
+        except asyncio.CancelledError:
+            _completed(call, k, name, started, cancelled=True)
+            raise
+        self.results[k] = result
+        self.done.add(k)
+        self.info["completed"] += 1
+        _completed(call, k, name, started, result=result)
+
+    async def _attempt(self, k: int, name: str, ids: list[str], result_node: int) -> Any:
+        """One run of branch ``k`` on a fresh clone of the context; its result."""
+        call = self.call
         own = asyncio.timeout(self.timeout)
 
         def cancel_reason() -> str | None:
@@ -202,32 +268,28 @@ class _Branches:
         flow = call.body(call.members(ids), keep=[result_node]).flow(
             {BODY_PORT: self.value}, ctx=call.ctx.clone(), scope=name, cancel_reason=cancel_reason)
         try:
-            try:
-                async with own:
-                    await flow.run()
-            except TimeoutError:
-                if not own.expired():
-                    raise
-                raise BranchTimeout(f"branch {name!r} timed out after "
-                                    f"{self.timeout:g} s") from None
-            if flow.failures:
-                raise flow.first_failure().within(f"branch {name!r}")
-        except (BodyFailed, BranchTimeout) as exc:
-            self.failed[k] = exc
-            _completed(call, k, name, started, error=exc)
-            if self.on_error == "fail_fast":
-                if self.sibling_failed is None:
-                    self.sibling_failed = f"cancelled: sibling branch {name!r} failed (fail_fast)"
+            async with own:
+                await flow.run()
+        except TimeoutError:
+            if not own.expired():
                 raise
-            if isinstance(exc, BodyFailed):
-                call.handled(exc)  # the node's on_error dealt with it
-            return
-        except asyncio.CancelledError:
-            _completed(call, k, name, started, cancelled=True)
-            raise
-        self.results[k] = flow.result(result_node)
-        self.done.add(k)
-        _completed(call, k, name, started, result=self.results[k])
+            raise BranchTimeout(f"branch {name!r} timed out after "
+                                f"{self.timeout:g} s") from None
+        if flow.failures:
+            raise flow.first_failure().within(f"branch {name!r}")
+        return flow.result(result_node)
+
+    async def _retry(self, name: str, attempt: int, error: BaseException) -> bool:
+        """After a failed attempt: wait and say so if the branch gets another one."""
+        if attempt >= self.attempts or self.call.ctx.stop_flag.is_set() \
+                or self.sibling_failed is not None:
+            return False
+        wait = self.retry_wait * 2 ** (attempt - 1)
+        self.call.emit("node_retrying", branch=name, attempt=attempt + 1, error=str(error),
+                       wait=wait)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return True
 
     def time_out_the_rest(self, message: str) -> None:
         """After the global timeout: every branch that had not ended has failed."""
