@@ -654,8 +654,11 @@ class Flow:
             rec.traceback = trace  # a body node's failure: show where it really happened
         on_error = planned.policy.on_error
         rec.handled = on_error != "stop"
+        # A loop or parallel node's numbers as far as it got travel with its failure.
+        info = getattr(exc, "execution_info", None)
+        extra = {"execution_info": info} if isinstance(info, dict) else {}
         self.emit("node_failed", node=planned.id, error=rec.error, traceback=rec.traceback,
-                  duration_ms=rec.duration_ms, handled=rec.handled)
+                  duration_ms=rec.duration_ms, handled=rec.handled, **extra)
         if on_error == "continue":
             self._route(i, {p.name: None for p in planned.outputs})
         elif on_error == "error_output":

@@ -342,7 +342,9 @@ def _warn_unread(node: Node, keys: Any, strategy: Strategy, mode: str, out: _Col
         if key not in _READ_BY_ALL and key not in read:
             kind = node.metadata.get("loop_type") if mode == "loop" else None
             what = f"{mode!r} ({kind})" if isinstance(kind, str) else repr(mode)
-            out.warning(node, f"metadata.{shown(key)} is not read by execution mode {what}: "
+            name = key if isinstance(key, str) and key.isidentifier() and len(key) <= 40 \
+                else shown(key)
+            out.warning(node, f"metadata.{name} is not read by execution mode {what}: "
                               "it is kept in the file but has no effect")
 
 
