@@ -69,8 +69,8 @@ class GraphSettings:
     request and ends ``failed`` ("run timeout of S s")."""
 
     max_concurrency: int = 1
-    timeout: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    timeout: float | None = None
 
 
 @dataclass

@@ -71,7 +71,7 @@ def test_every_example_loads_and_saves_back_byte_identical(canvas: Canvas, path:
 UNKNOWN_EVERYWHERE = """{
   "format": "loom",
   "version": 1,
-  "graph": {"name": "From the future", "settings": {"max_concurrency": 2, "gpu": true},
+  "graph": {"name": "From the future", "settings": {"max_concurrency": 2, "timeout": 30, "gpu": true},
             "theme": "dark"},
   "nodes": [
     {

@@ -146,7 +146,8 @@ def test_loop_shows_loop_settings_and_leaves_out_what_it_owns(qtbot: Any,
                  "max_concurrent", "continue_on_error", "loop_back_to"):
         assert name in keys
     assert "max_retries" not in h.policy_keys() and "retry_wait" not in h.policy_keys()
-    assert "timeout" in h.policy_keys()
+    # The loop's timeout is a deadline for the whole loop: a loop setting (issue 10).
+    assert "timeout" in keys and "timeout" not in h.policy_keys()
     assert isinstance(h.editor("metadata.body"), StringListEditor)
     assert isinstance(h.editor("metadata.parallel"), BoolEditor)
     assert isinstance(h.editor("metadata.max_iterations"), IntEditor)
@@ -154,11 +155,13 @@ def test_loop_shows_loop_settings_and_leaves_out_what_it_owns(qtbot: Any,
     assert "items" not in h.keys("properties.")  # wired
 
 
-def test_parallel_owns_timeout_and_on_error(qtbot: Any, registry: Registry) -> None:
+def test_parallel_owns_timeout_on_error_and_retries(qtbot: Any, registry: Registry) -> None:
     h = Harness(qtbot, registry)
     h.show(Node("p", "control.parallel", metadata={"execution_mode": "parallel"}))
     assert "timeout" in h.mode_keys() and "on_error" in h.mode_keys()
-    assert h.policy_keys() == ["max_retries", "retry_wait", "rate_limit"]
+    # max_retries retries each failed branch (issue 10): the node's own settings too.
+    assert "max_retries" in h.mode_keys() and "retry_wait" in h.mode_keys()
+    assert h.policy_keys() == ["rate_limit"]
 
 
 def test_event_timer_shows_its_source_settings(qtbot: Any, registry: Registry) -> None:

@@ -731,7 +731,8 @@ def _base_copy(graph: Graph) -> Graph:
     """
     return Graph(
         name=graph.name,
-        settings=GraphSettings(graph.settings.max_concurrency, copy_json(graph.settings.extra)),
+        settings=GraphSettings(graph.settings.max_concurrency, copy_json(graph.settings.extra),
+                               graph.settings.timeout),
         connections=[Connection(c.src_node, c.src_port, c.dst_node, c.dst_port,
                                 copy_json(c.extra)) for c in graph.connections],
         ui=copy_json(graph.ui), graph_extra=copy_json(graph.graph_extra),

@@ -25,7 +25,7 @@ def to_graph(model: SceneModel) -> Graph:
     graph = Graph(
         name=base.name,
         settings=GraphSettings(base.settings.max_concurrency,
-                               copy_json(base.settings.extra)),
+                               copy_json(base.settings.extra), base.settings.timeout),
         ui=copy_json(base.ui), graph_extra=copy_json(base.graph_extra),
         extra=copy_json(base.extra),
     )
