@@ -168,3 +168,15 @@ def test_validate_never_runs_node_code(tmp_path: Any) -> None:
                                               "inputs": ""})])
     assert validate(graph, REG) == []
     assert not marker.exists()
+
+
+def test_an_ownership_cycle_through_two_owners_is_an_error_not_a_hang() -> None:
+    # Found by test_validation_fuzz: a while loop whose body is a parallel node that lists
+    # the loop in a branch used to leave owner links in a circle (validation never ended).
+    graph = graph_of([("w", "control.while", {}, {"body": ["p"]}),
+                      ("p", "control.parallel", {}, {"parallel_branches": [["w"]]}),
+                      ("x", "time.delay", {"seconds": 0})], ["x.out -> w.value"])
+    messages = [str(i) for i in validate(graph, registry_of(builtins=True))
+                if i.severity == "error"]
+    assert "w: is inside its own body or branches (through the nodes that list it)" in messages
+    assert "p: is inside its own body or branches (through the nodes that list it)" in messages

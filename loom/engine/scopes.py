@@ -56,8 +56,10 @@ def resolve_owners(plan: Plan, out: _Collector) -> None:
                 out.error(planned.node, "lists itself in its own body or branches")
                 continue
             listed_by.setdefault(target, []).append(planned.index)
-    ancestors = _ancestors(plan, listed_by, out)
+    ancestors, cyclic = _ancestors(plan, listed_by, out)
     for target, owners in listed_by.items():
+        if target in cyclic:
+            continue  # reported; an owner chain that loops back would never end
         inner = [o for o in owners if all(p == o or p in ancestors[o] for p in owners)]
         if len(inner) != 1:
             names = " and ".join(plan.nodes[o].label for o in owners)
@@ -86,9 +88,11 @@ def _downstream(plan: Plan, start: str) -> list[str]:
 
 
 def _ancestors(plan: Plan, listed_by: dict[int, list[int]], out: _Collector
-               ) -> dict[int, set[int]]:
-    """Every owner that (transitively) lists each owner; reports ownership cycles."""
+               ) -> tuple[dict[int, set[int]], set[int]]:
+    """Every owner that (transitively) lists each owner, and the owners on an ownership
+    cycle (reported)."""
     result: dict[int, set[int]] = {}
+    cyclic: set[int] = set()
     for start in {o for owners in listed_by.values() for o in owners}:
         seen: set[int] = set()
         stack = list(listed_by.get(start, ()))
@@ -97,12 +101,13 @@ def _ancestors(plan: Plan, listed_by: dict[int, list[int]], out: _Collector
             if o == start:
                 out.error(plan.nodes[start].node, "is inside its own body or branches "
                                                   "(through the nodes that list it)")
+                cyclic.add(start)
                 break
             if o not in seen:
                 seen.add(o)
                 stack.extend(listed_by.get(o, ()))
         result[start] = seen
-    return result
+    return result, cyclic
 
 
 def owners_of(plan: Plan, i: int) -> Iterable[int]:
