@@ -71,8 +71,8 @@ def test_every_example_loads_and_saves_back_byte_identical(canvas: Canvas, path:
 UNKNOWN_EVERYWHERE = """{
   "format": "loom",
   "version": 1,
-  "graph": {"name": "From the future", "settings": {"max_concurrency": 2, "timeout": 30, "gpu": true},
-            "theme": "dark"},
+  "graph": {"name": "From the future",
+            "settings": {"max_concurrency": 2, "timeout": 30, "gpu": true}, "theme": "dark"},
   "nodes": [
     {
       "id": "a",
