@@ -90,9 +90,11 @@ def work_thread(x: Any = 1, seconds: float = LONG, polite: bool = True,
 @node(id="m.process", executor="process")
 def work_process(x: Any = 1, seconds: float = LONG, marker: str = "") -> Any:
     deadline = time.monotonic() + seconds
-    if marker:
-        Path(marker + ".started").write_text(str(os.getpid()))
     try:
+        # Inside the try: the test stops the run once this file exists, which is
+        # before write_text returns, so a SIGTERM may already land within it.
+        if marker:
+            Path(marker + ".started").write_text(str(os.getpid()))
         while time.monotonic() < deadline:
             time.sleep(0.005)
     finally:
