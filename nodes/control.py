@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import ast
 import functools
+import inspect
 import linecache
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from loom import Branch, node, predicate
+from loom.registry import port_names
 
 
 @node(id="control.if", category="Control", outputs=["true", "false"], mode="conditional",
@@ -129,8 +131,24 @@ def parallel(value: Any = None) -> Any:
     return value
 
 
+def _code_check(properties: Mapping[str, Any]) -> list[str]:
+    """A body that does not compile is a validation error with its line (never run)."""
+    source = str(properties.get("code") or "")
+    try:
+        compile(_tree(source, _params(properties)), "<code>", "exec")
+    except (SyntaxError, ValueError) as exc:
+        return [_syntax_message(exc, source)]
+    return []
+
+
+def _code_variant(properties: Mapping[str, Any]) -> Callable[..., Any] | None:
+    """A body that awaits runs as an async node, on the event loop."""
+    return _code_async if _awaits(str(properties.get("code") or "")) else None
+
+
 @node(id="control.code", category="Control", params=["code", "inputs", "outputs"],
-      dynamic_inputs="inputs", dynamic_outputs="outputs")
+      dynamic_inputs="inputs", dynamic_outputs="outputs", check=_code_check,
+      variant=_code_variant)
 def code(ctx: Any, code: str = "return value", inputs: str = "value", outputs: str = "out",
          **values: Any) -> Any:
     """Run Python: the ``code`` property is the body of a function.
@@ -138,26 +156,82 @@ def code(ctx: Any, code: str = "return value", inputs: str = "value", outputs: s
     The inputs (named in ``inputs``) are its parameters, and ``ctx`` is the run
     context. ``return`` gives the output; with several ``outputs``, return a
     tuple in that order or a dict by name. Errors point at the line of this code.
+    A body that uses ``await`` (``await ctx.sleep(1)``, ``await asyncio.sleep(0)``)
+    is an ``async def`` and runs on the event loop; any other body runs in a worker
+    thread. A body that does not compile is a validation error, found before a run.
     The code is not sandboxed: it can do whatever Python can.
     """
     __tracebackhide__ = True  # errors should point at the user's code, not this wrapper
     func = _compile(code, tuple(values), f"<code node {ctx.node_id}>")
+    if inspect.iscoroutinefunction(func):
+        # Only a caller that bypasses the engine's plan gets here (the plan runs such
+        # a body through _code_async); running it in a thread could never await.
+        raise TypeError("this code awaits: it runs as an async node (the engine picks "
+                        "that when the graph is planned)")
     return func(ctx=ctx, **values)
+
+
+async def _code_async(ctx: Any, code: str = "return value", inputs: str = "value",
+                      outputs: str = "out", **values: Any) -> Any:
+    """The code node for a body that awaits: ``code`` compiled as an ``async def``."""
+    __tracebackhide__ = True  # errors should point at the user's code, not this wrapper
+    func = _compile(code, tuple(values), f"<code node {ctx.node_id}>")
+    return await func(ctx=ctx, **values)
+
+
+def _params(properties: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(port_names(properties.get("inputs", "value")))
+
+
+def _syntax_message(exc: SyntaxError | ValueError, source: str) -> str:
+    if isinstance(exc, SyntaxError):
+        line = f"line {exc.lineno}: " if exc.lineno else ""
+        # Errors found compiling the tree (not parsing) carry no text: take the line.
+        lines = source.splitlines()
+        text = exc.text or (lines[exc.lineno - 1] if exc.lineno and
+                            0 < exc.lineno <= len(lines) else "")
+        text = f" ({text.strip()})" if text.strip() else ""
+        return f"code does not compile: {line}{exc.msg}{text}"
+    return f"code does not compile: {exc}"  # e.g. a null character in the source
+
+
+def _awaits(source: str) -> bool:
+    """Does the body itself await (``await``, ``async for``, ``async with``)?
+
+    Functions defined inside it do not count: their awaits are their own.
+    """
+    try:
+        module = ast.parse(source or "pass")
+    except (SyntaxError, ValueError):
+        return False  # reported by the check; it never runs
+    pending: list[ast.AST] = list(module.body)
+    while pending:
+        item = pending.pop()
+        if isinstance(item, (ast.Await, ast.AsyncFor, ast.AsyncWith)):
+            return True
+        if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        pending.extend(ast.iter_child_nodes(item))
+    return False
+
+
+def _tree(source: str, params: tuple[str, ...]) -> ast.Module:
+    # The source becomes the body of `def __code__(<inputs>, *, ctx)` (`async def`
+    # when it awaits), built from the AST so line numbers are the user's own.
+    module = ast.parse(source or "pass", filename="<code>")
+    args = ast.arguments(posonlyargs=[], args=[ast.arg(p) for p in params], vararg=None,
+                         kwonlyargs=[ast.arg("ctx")], kw_defaults=[None], kwarg=None,
+                         defaults=[])
+    kind = ast.AsyncFunctionDef if _awaits(source) else ast.FunctionDef
+    func = kind(name="__code__", args=args, body=module.body or [ast.Pass()],
+                decorator_list=[], returns=None, type_comment=None, lineno=1, col_offset=0)
+    return ast.fix_missing_locations(ast.Module(body=[func], type_ignores=[]))
 
 
 @functools.lru_cache(maxsize=256)
 def _compile(source: str, params: tuple[str, ...], filename: str) -> Callable[..., Any]:
-    # The source becomes the body of `def __code__(<inputs>, *, ctx)`, built from
-    # the AST so line numbers in tracebacks are the user's own; registering it in
-    # linecache lets tracebacks print the offending line.
-    module = ast.parse(source or "pass", filename=filename)
-    args = ast.arguments(posonlyargs=[], args=[ast.arg(p) for p in params], vararg=None,
-                         kwonlyargs=[ast.arg("ctx")], kw_defaults=[None], kwarg=None,
-                         defaults=[])
-    func = ast.FunctionDef(name="__code__", args=args, body=module.body or [ast.Pass()],
-                           decorator_list=[], returns=None, type_comment=None,
-                           lineno=1, col_offset=0)
-    tree = ast.fix_missing_locations(ast.Module(body=[func], type_ignores=[]))
+    # Registering the source in linecache lets tracebacks print the offending line.
+    tree = _tree(source, params)
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace: dict[str, Any] = {}
     exec(compile(tree, filename, "exec"), namespace)  # running it is this node's purpose

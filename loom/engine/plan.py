@@ -227,7 +227,7 @@ def _binding(spec: NodeSpec, strategy: Strategy, mode: str, node: Node) -> _Bind
             and type(strategy).route is Strategy.route):
         direct = (spec.func, out_ports[0].name)
     static = (spec.dynamic_inputs is None and spec.dynamic_outputs is None
-              and strategy.node_independent)
+              and spec.variant is None and spec.check is None and strategy.node_independent)
     return _Binding(
         spec, strategy, mode, {p.name: p for p in in_ports}, {p.name: p for p in spec.params},
         strategy.output_ports(node, out_ports), tuple(p.name for p in out_ports),
@@ -263,6 +263,8 @@ class _Binder:
             if binding is None:
                 return self._missing(index, node, mode)
         spec, out = binding.spec, self.out
+        if spec.check is not None:
+            _check_node(spec, node, out)
         if node.type_version is not None and node.type_version > spec.version:
             out.error(node, f"saved by version {node.version} of {node.type!r}, newer than the "
                             f"installed version {spec.version}")
@@ -314,7 +316,7 @@ class _Binder:
         if spec is None:
             return None
         name, strategy = self._strategy(node, mode, spec)
-        binding = _binding(spec, strategy, name, node)
+        binding = _binding(spec.for_node(node.properties), strategy, name, node)
         self._cache[(node.type, mode)] = binding
         return binding
 
@@ -432,6 +434,17 @@ def _check_inputs(plan: Plan, out: _Collector, wired: set[tuple[int, str]]) -> N
             planned.defaults = {k: v for k, v in defaults.items() if (i, k) not in wired}
             planned.mutable_defaults = tuple(k for k in planned.mutable_defaults
                                              if (i, k) not in wired)
+
+
+def _check_node(spec: NodeSpec, node: Node, out: _Collector) -> None:
+    assert spec.check is not None
+    try:
+        problems = spec.check({**spec.base_defaults, **node.properties})
+    except Exception as exc:  # noqa: BLE001 - a pack's check failing is a problem to report, not a crash of validation
+        out.error(node, f"its properties could not be checked ({type(exc).__name__}: {exc})")
+        return
+    for message in problems:
+        out.error(node, message)
 
 
 def _check_property(node: Node, port: PortSpec, value: Any, out: _Collector) -> None:

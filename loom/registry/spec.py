@@ -8,6 +8,7 @@ collect specs from modules; nothing is registered globally at import time.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import typing
@@ -87,6 +88,35 @@ class NodeSpec:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     version: int = 1
     migrations: Mapping[int, Migration] = field(default_factory=dict)
+    #: ``check(properties)``: problems with a node's properties (a code node's syntax),
+    #: reported as validation errors, so they are found before anything runs
+    check: Callable[[Mapping[str, Any]], Sequence[str]] | None = None
+    #: ``variant(properties)``: another function to run for a node with these
+    #: properties (a code node whose body awaits runs as an async function), or None
+    variant: Callable[[Mapping[str, Any]], Callable[..., Any] | None] | None = None
+
+    def for_node(self, properties: Mapping[str, Any]) -> NodeSpec:
+        """The spec a node with these properties runs under: this one, or the
+        :attr:`variant` it picks (same ports; its own function, kind and executor)."""
+        if self.variant is None:
+            return self
+        func = self.variant({**self.base_defaults, **properties})
+        if func is None or func is self.func:
+            return self
+        derived = self._variants.get(func)
+        if derived is None:
+            kind = _kind(func)
+            executor: Executor = "async" if kind in ("async", "async_generator") else (
+                "thread" if self.executor == "async" else self.executor)
+            derived = dataclasses.replace(self, func=func, kind=kind, executor=executor,
+                                          variant=None)
+            self._variants[func] = derived
+        return derived
+
+    @functools.cached_property
+    def _variants(self) -> dict[Callable[..., Any], NodeSpec]:
+        # Derived specs, made once each: a plan of many code nodes shares them.
+        return {}
 
     @functools.cached_property
     def mode(self) -> str:
@@ -214,7 +244,10 @@ def build_spec(func: Callable[..., Any], *, id: str | None = None,
                dynamic_inputs: str | None = None, dynamic_outputs: str | None = None,
                mode: str | None = None, metadata: Mapping[str, Any] | None = None,
                version: int = 1, migrations: Mapping[int, Migration] | None = None,
-               description: str | None = None) -> NodeSpec:
+               description: str | None = None,
+               check: Callable[[Mapping[str, Any]], Sequence[str]] | None = None,
+               variant: Callable[[Mapping[str, Any]], Callable[..., Any] | None] | None = None,
+               ) -> NodeSpec:
     """Read a function's signature into a :class:`NodeSpec` (see :func:`node`)."""
     if not callable(func) or inspect.isclass(func):
         raise TypeError(f"@node needs a function, got {func!r}")
@@ -267,6 +300,8 @@ def build_spec(func: Callable[..., Any], *, id: str | None = None,
         metadata=meta,
         version=version,
         migrations=dict(migrations or {}),
+        check=check,
+        variant=variant,
     )
     if chosen in ("process", "dask") and not spec.portable:
         raise TypeError(f"@node {where}: executor={chosen!r} needs a plain function "
@@ -297,6 +332,12 @@ def node(func: F | None = None, /, **options: Any) -> Any:
       per node; ``"all"`` waits for every input that is not skipped.
     - ``dynamic_inputs`` / ``dynamic_outputs``: a property listing extra ports.
     - ``version`` and ``migrations={old_version: fn(node)}``: upgrade saved nodes.
+    - ``check=fn(properties) -> [message, ...]``: problems with a node's properties,
+      reported by validation (``loom validate``, the editor) as errors naming the node.
+      It must not run the node's work; it gets the defaults merged with the properties.
+    - ``variant=fn(properties) -> function | None``: run another function (same
+      parameters) for nodes with these properties, e.g. an ``async def`` one; None
+      keeps this one.
 
     Parameters are input ports; a default makes the port optional and editable
     as a property; type hints become port types. A parameter named ``ctx``
