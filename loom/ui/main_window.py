@@ -284,6 +284,11 @@ class MainWindow(QMainWindow):
         self.inspector.show_node(None, None, [], set())
         self.canvas.fit_view()
         self._update_title()
+        if not self.runner.running:
+            # A graph that cannot run says so as it opens (a code node whose body does
+            # not compile, a type not installed), not only at Run or F7; a run still
+            # going keeps the run view to itself.
+            self.problem_marks.validate()
 
     def save(self) -> bool:
         """File > Save (asks for a name the first time)."""
