@@ -2,7 +2,7 @@
 
 from .registry import ENTRY_POINT_GROUP, LoadProblem, Registry, builtin_pack_dir
 from .spec import REQUIRED, Branch, NodeSpec, PortSpec, build_spec, node, port_names, spec_of
-from .types import ANY, compatible, port_type, value_matches
+from .types import ANY, accepted_sources, compatible, port_type, value_matches
 
 __all__ = [
     "ANY",
@@ -13,6 +13,7 @@ __all__ = [
     "NodeSpec",
     "PortSpec",
     "Registry",
+    "accepted_sources",
     "build_spec",
     "builtin_pack_dir",
     "compatible",

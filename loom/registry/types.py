@@ -62,6 +62,16 @@ def compatible(source: str, target: str) -> bool:
             or (source, target) in _WIDENING)
 
 
+def accepted_sources(target: str) -> list[str]:
+    """The output types an input of type ``target`` takes (widened ones first), as a
+    person reads them: ``accepted_sources("float") == ["int", "float"]``. Every input
+    also takes ``any``, which is left out; an ``any`` input takes everything."""
+    if target == ANY:
+        return [ANY]
+    widened = sorted(src for src, dst in _WIDENING if dst == target and src != target)
+    return [*widened, target]
+
+
 _JSON_KINDS: dict[str, tuple[type, ...]] = {
     "str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
     "list": (list, tuple), "dict": (dict,),

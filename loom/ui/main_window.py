@@ -230,6 +230,7 @@ class MainWindow(QMainWindow):
         self.runner.invalid.connect(self._run_refused)
         self.run_dock.node_clicked.connect(self._reveal_node)
         self.watcher.reloaded.connect(self._packs_reloaded)
+        canvas.wire_refused.connect(self._wire_refused)
 
     # ------------------------------------------------------------------ files
     def _update_title(self, *_changed: object) -> None:
@@ -535,6 +536,10 @@ class MainWindow(QMainWindow):
         self.run_dock.show_issues(issues)
         if not focus:  # a re-check after an edit: the list updates where it is
             tabs.setCurrentIndex(shown)
+
+    def _wire_refused(self, reason: str) -> None:
+        # The purple live wire alone does not say what would have fitted.
+        self.statusBar().showMessage(f"Wire refused — {reason}", 8000)
 
     def _run_refused(self, issues: list[Any]) -> None:
         # The run view lists them already (it follows the runner); outline them too.

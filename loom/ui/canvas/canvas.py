@@ -72,6 +72,8 @@ class Canvas(QObject):
     graph_changed = Signal()
     #: a node was double-clicked (its id)
     node_double_clicked = Signal(str)
+    #: a wire the user drew was refused: why, in words ("str → float: Add.a accepts …")
+    wire_refused = Signal(str)
 
     def __init__(self, registry: Registry, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -128,6 +130,7 @@ class Canvas(QObject):
                 signal.connect(ours)
         viewer.drop_handler = self._on_drop
         viewer.key_handler = self._on_key
+        viewer.refusal_handler = self.wire_refused.emit
         graph.node_double_clicked.connect(self._on_double_click)
         graph.scene().selectionChanged.connect(self._on_scene_selection)
         self._stack.indexChanged.connect(self._on_stack_changed)

@@ -2,7 +2,8 @@
 
 - Mouse-drawn wires are checked by port data type (``loom.registry.compatible``) in
   :meth:`LoomViewer._validate_accept_connection`, the hook NodeGraphQt's live
-  connection consults (a refused wire turns the live pipe purple and is not made).
+  connection consults (a refused wire turns the live pipe purple and is not made);
+  :attr:`LoomViewer.refusal_handler` is told why, in words (:func:`refusal_reason`).
 - Drops of ``application/x-loom-node`` (palette) and NodeGraphQt's own
   ``nodegraphqt/nodes`` are handed to :attr:`LoomViewer.drop_handler`.
 - A click on a wire selects it (Delete then removes it); NodeGraphQt would detach the
@@ -24,7 +25,7 @@ from PySide6.QtCore import QMimeData, QPointF, QRectF
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QKeyEvent, QUndoStack
 from PySide6.QtWidgets import QApplication
 
-from loom.registry import compatible
+from loom.registry import accepted_sources, compatible
 
 from . import style
 from .frames import FrameItem
@@ -59,6 +60,7 @@ _OUT = PortTypeEnum.OUT.value
 
 DropHandler = Callable[[str, tuple[float, float]], None]
 KeyHandler = Callable[[QKeyEvent], bool]
+RefusalHandler = Callable[[str], None]
 
 
 @contextlib.contextmanager
@@ -77,6 +79,24 @@ def wire_allowed(a: PortItem, b: PortItem) -> bool:
     if out.node is inp.node:
         return False
     return compatible(getattr(out, "loom_type", "any"), getattr(inp, "loom_type", "any"))
+
+
+def refusal_reason(a: PortItem, b: PortItem) -> str | None:
+    """Why these two port items may not be wired, in words for the status bar (``None``
+    when they may, or when NodeGraphQt's own rules decide: same direction)::
+
+        str → float: Add.a accepts int or float
+    """
+    if a.port_type == b.port_type:
+        return None
+    out, inp = (a, b) if a.port_type == _OUT else (b, a)
+    if out.node is inp.node:
+        return f"{inp.node.name}: a node cannot be wired to itself"
+    src, dst = getattr(out, "loom_type", "any"), getattr(inp, "loom_type", "any")
+    if compatible(src, dst):
+        return None
+    return (f"{src} → {dst}: {inp.node.name}.{inp.name} accepts "
+            f"{' or '.join(accepted_sources(dst))}")
 
 
 def wire_color(out_port: PortItem) -> tuple[int, ...]:
@@ -101,6 +121,8 @@ class LoomViewer(NodeViewer):  # type: ignore[misc]
                 action.setShortcuts([])
         self.drop_handler: DropHandler | None = None
         self.key_handler: KeyHandler | None = None
+        #: told why a wire the user dropped on a port was refused (see refusal_reason)
+        self.refusal_handler: RefusalHandler | None = None
         #: a wire pressed but not yet dragged: (pipe, scene position of the press)
         self._pressed_pipe: tuple[Any, QPointF] | None = None
 
@@ -109,6 +131,19 @@ class LoomViewer(NodeViewer):  # type: ignore[misc]
         if not super()._validate_accept_connection(from_port, to_port):
             return False
         return wire_allowed(from_port, to_port)
+
+    def apply_live_connection(self, event: Any) -> None:
+        """End a mouse-drawn wire (NodeGraphQt's), telling :attr:`refusal_handler` why
+        one dropped on a port of the wrong type was not made."""
+        reason = None
+        if self._LIVE_PIPE.isVisible() and self._start_port is not None:
+            end = next((item for item in self.scene().items(event.scenePos())
+                        if isinstance(item, PortItem)), None)
+            if end is not None and end is not self._start_port:
+                reason = refusal_reason(self._start_port, end)
+        super().apply_live_connection(event)
+        if reason is not None and self.refusal_handler is not None:
+            self.refusal_handler(reason)
 
     def establish_connection(self, start_port: PortItem, end_port: PortItem) -> None:
         """Draw a wire (NodeGraphQt calls this for every connection it shows)."""
@@ -261,5 +296,5 @@ class LoomViewer(NodeViewer):  # type: ignore[misc]
         super().keyPressEvent(event)
 
 
-__all__ = ["NODE_MIME", "LoomPortItem", "LoomViewer", "node_mime_data", "wire_allowed",
-           "wire_color"]
+__all__ = ["NODE_MIME", "LoomPortItem", "LoomViewer", "node_mime_data", "refusal_reason",
+           "wire_allowed", "wire_color"]
