@@ -208,10 +208,13 @@ def test_a_new_user_builds_runs_saves_and_reopens_a_graph(window: MainWindow, qt
     qtbot.waitUntil(lambda: not window.runner.running and window.runner_status == "succeeded",
                     timeout=15_000)
     QTest.mouseClick(viewport, LEFT, NO_MOD, title_point(window, upper))
+    tabs = window.run_dock.tabs
+    node_tab = tabs.indexOf(window.run_dock.node_view)
+    QTest.mouseClick(tabs.tabBar(), LEFT, NO_MOD, tabs.tabBar().tabRect(node_tab).center())
+    assert tabs.currentIndex() == node_tab
     qtbot.waitUntil(lambda: "out=HELLO LOOM" in " ".join(tree_texts(
         window.run_dock.node_view.values)).replace('"', ""), timeout=5000)
-    log = window.run_dock.log.toPlainText()
-    assert "run succeeded" in log
+    assert "run succeeded" in window.run_dock.log.toPlainText()
     shot(window, "new-user-ran.png")
 
     # 5. Save with Ctrl+S through the app's file dialog.
