@@ -180,3 +180,14 @@ def test_an_ownership_cycle_through_two_owners_is_an_error_not_a_hang() -> None:
                 if i.severity == "error"]
     assert "w: is inside its own body or branches (through the nodes that list it)" in messages
     assert "p: is inside its own body or branches (through the nodes that list it)" in messages
+
+
+def test_accepted_sources_name_every_type_an_input_takes() -> None:
+    from loom.registry import accepted_sources, compatible
+
+    assert accepted_sources("float") == ["int", "float"]
+    assert accepted_sources("str") == ["str"]
+    assert accepted_sources("any") == ["any"]
+    for target in ("float", "str", "int", "list", "any"):
+        for source in accepted_sources(target):
+            assert compatible(source, target)

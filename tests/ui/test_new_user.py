@@ -262,6 +262,10 @@ def test_a_refused_wire_says_why_in_the_status_bar(window: MainWindow, qtbot: An
     message = window.statusBar().currentMessage()
     assert "str → float: Add.a accepts int or float" in message, message
     shot(window, "wire-refused.png")
+    mouse_drag(viewport, port_point(window, add, "out", "out"),
+               port_point(window, add, "b", "in"))
+    assert window.canvas.to_graph().connections == []
+    assert "Add: a node cannot be wired to itself" in window.statusBar().currentMessage()
     # A wire that fits says nothing and is made.
     window.statusBar().clearMessage()
     number = drag_from_palette(window, qtbot, "values.number", middle + QPoint(-220, 160))
