@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from loom import Branch, node, predicate
+from loom.engine.policies import rate_problem
 from loom.registry import port_names
 
 
@@ -66,6 +67,32 @@ def is_empty(value: Any) -> bool:
 def not_empty(value: Any) -> bool:
     """Not None, and a string, list or object with items (or a value without a length)."""
     return not is_empty(value)
+
+
+def _rate_check(properties: Mapping[str, Any]) -> list[str]:
+    """A rate that could never limit anything is a validation error, found before a run."""
+    message = rate_problem(properties.get("per_second"), properties.get("burst"))
+    return [message] if message else []
+
+
+@node(id="control.rate_limit", category="Control", outputs=["value", "waited_ms", "limited"],
+      params=["per_second", "burst", "mode"], check=_rate_check)
+async def rate_limit(ctx: Any, value: Any = None, key: Any = "default", per_second: float = 1.0,
+                     burst: int = 1, mode: Literal["wait", "try"] = "wait") -> dict[str, Any]:
+    """Pass ``value`` on once a token of the limiter named by ``key`` is free.
+
+    ``key`` is an input, so a limit can be per user or per item; the limiter of a key
+    holds ``burst`` tokens refilled ``per_second`` a second, and is shared by the whole
+    run: every branch, loop item and wave of an event graph, and any ``rate_limit``
+    policy using the same key. ``waited_ms`` tells how long the value waited. In
+    ``try`` mode the node never waits: without a free token the value leaves by
+    ``limited`` instead and ``value`` / ``waited_ms`` carry nothing (as the port not
+    taken by an if). A stop ends a wait at once.
+    """
+    waited = await ctx.rate_limit(str(key), per_second, burst, wait=mode != "try")
+    if waited is None:
+        return {"limited": value}
+    return {"value": value, "waited_ms": round(waited * 1000.0, 3)}
 
 
 @node(id="control.switch", category="Control", outputs=[], mode="switch", cheap=True,

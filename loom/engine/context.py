@@ -131,6 +131,11 @@ class RunContext:
         self.vars = Variables(copy.deepcopy(dict(variables or {})))
         #: shared by every clone: the run's one :class:`SharedState`
         self.shared = SharedState()
+        # Imported here: the policies module imports this one (StopRequested).
+        from .policies import Limiters
+        #: the run's rate limiters (policy and ``control.rate_limit`` alike), shared by
+        #: every clone, so by every branch, item and wave of the run
+        self.limiters = Limiters()
         #: the innermost loop whose body this context runs (``ctx.break_loop()``)
         self.loop: LoopControl | None = None
         #: a threading.Event so nodes running in worker threads can poll it
@@ -148,7 +153,7 @@ class RunContext:
         clone.bus, clone.run_id = self.bus, self.run_id
         clone.stop_flag, clone.stopping, clone.started = (self.stop_flag, self.stopping,
                                                           self.started)
-        clone.shared, clone.loop = self.shared, self.loop
+        clone.shared, clone.loop, clone.limiters = self.shared, self.loop, self.limiters
         clone.vars = self.vars.child()
         return clone
 
@@ -228,6 +233,24 @@ class NodeContext:
         """Raise :class:`StopRequested` if the run is being stopped."""
         if self._run.stop_flag.is_set():
             raise StopRequested(f"node {self.node_id}: run stopped")
+
+    async def rate_limit(self, key: str, per_second: float, burst: int = 1, *,
+                         wait: bool = True) -> float | None:
+        """Take a token of the run's limiter for ``key`` (``burst`` tokens, refilled
+        ``per_second`` a second; the first rate given for a key is the one used).
+
+        Returns the seconds waited; with ``wait=False`` never waits and returns None
+        when no token is free. A stop ends the wait with :class:`StopRequested`.
+        """
+        from .policies import RateLimit, acquire
+        self.check_stop()
+        limiter = self._run.limiters.get(RateLimit(key, float(per_second), burst))
+        if not wait:
+            if not limiter.has_capacity():
+                return None
+            await limiter.acquire()  # free: taken without giving up the loop
+            return 0.0
+        return await acquire(limiter, self._run.stopping)
 
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` on the loop, or until the run is stopped: then raise

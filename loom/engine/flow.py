@@ -75,7 +75,8 @@ class RunState:
         self.ctx = ctx
         self.bus: EventBus = ctx.bus
         self.records = records
-        self.limiters = Limiters()
+        #: the context's own limiters: one set for the run, every wave included
+        self.limiters: Limiters = ctx.limiters
         self._executors: dict[str, Executor] = {}
         self._factories = dict(EXECUTOR_FACTORIES if executors is None else executors)
         #: where sync nodes that could run anywhere go instead of their own executor
@@ -226,7 +227,7 @@ class NodeCall:
 
         return await call_with_policy(
             planned.policy, lambda: call_function(flow.state, planned, kwargs, flow.ctx),
-            flow.state.limiters, on_retry)
+            flow.state.limiters, on_retry, kwargs, flow.state.stopping)
 
     def outputs(self, result: Any, exclude: Iterable[str] = ()) -> dict[str, Any]:
         """Spread a function's return value over its value ports.

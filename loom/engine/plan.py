@@ -287,6 +287,10 @@ class _Binder:
             policy, problems = parse_policy(node.metadata, binding.strategy.owned_settings)
             for message in problems:
                 out.error(node, message)
+            key_from = policy.rate_limit.key_from if policy.rate_limit else None
+            if key_from is not None and key_from not in binding.inputs:
+                out.error(node, f"metadata.rate_limit key_from {key_from!r} is not an input "
+                                f"port of {node.type}")
             _warn_unread(node, own_keys, binding.strategy, binding.mode, out)
             if policy.on_error == "error_output":
                 outputs = (*outputs, PortSpec(ERROR_PORT, "dict"))
