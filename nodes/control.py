@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from loom import Branch, node, predicate
-from loom.engine.policies import rate_problem
+from loom.engine.limits import rate_problem
 from loom.registry import port_names
 
 

@@ -184,7 +184,8 @@ def test_policy_settings_are_validated() -> None:
     assert errors == [
         "a: metadata.timeout must be a number, not 'soon'",
         "b: metadata.max_retries must be at least 1, not 0",
-        'c: metadata.rate_limit needs a "key" string naming what is limited (or "key_from", an input)',
+        ('c: metadata.rate_limit needs a "key" string naming what is limited (or "key_from", '
+         'an input)'),
         'd: metadata.rate_limit needs "per_second", a number above 0',
         "e: metadata.on_error must be one of stop, continue, error_output, fail-fast, "
         "continue-partial, not 'explode'",

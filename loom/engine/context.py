@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 from .events import Event, EventBus
+from .limits import Limiters, RateLimit, acquire
 from .values import preview
 from .variables import Variables
 
@@ -131,8 +132,6 @@ class RunContext:
         self.vars = Variables(copy.deepcopy(dict(variables or {})))
         #: shared by every clone: the run's one :class:`SharedState`
         self.shared = SharedState()
-        # Imported here: the policies module imports this one (StopRequested).
-        from .policies import Limiters
         #: the run's rate limiters (policy and ``control.rate_limit`` alike), shared by
         #: every clone, so by every branch, item and wave of the run
         self.limiters = Limiters()
@@ -242,7 +241,6 @@ class NodeContext:
         Returns the seconds waited; with ``wait=False`` never waits and returns None
         when no token is free. A stop ends the wait with :class:`StopRequested`.
         """
-        from .policies import RateLimit, acquire
         self.check_stop()
         limiter = self._run.limiters.get(RateLimit(key, float(per_second), burst))
         if not wait:
@@ -250,7 +248,11 @@ class NodeContext:
                 return None
             await limiter.acquire()  # free: taken without giving up the loop
             return 0.0
-        return await acquire(limiter, self._run.stopping)
+        waited = await acquire(limiter, self._run.stopping)
+        if waited is None:
+            self.check_stop()  # stopped while waiting: raises StopRequested
+            raise StopRequested(f"node {self.node_id}: run stopped")
+        return waited
 
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` on the loop, or until the run is stopped: then raise

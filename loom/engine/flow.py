@@ -32,8 +32,9 @@ from .errors import BodyFailed, node_aborted
 from .events import EventBus
 from .executors import Executor
 from .invoke import EXECUTOR_FACTORIES, NodeError, call_function, call_inline, format_error
+from .limits import Limiters
 from .plan import Plan, PlannedNode
-from .policies import ERROR_PORT, Limiters, call_with_policy
+from .policies import ERROR_PORT, call_with_policy
 from .result import NodeRecord
 from .scopes import CAPTURE_PREFIX
 from .states import NodeState
@@ -227,7 +228,8 @@ class NodeCall:
 
         return await call_with_policy(
             planned.policy, lambda: call_function(flow.state, planned, kwargs, flow.ctx),
-            flow.state.limiters, on_retry, kwargs, flow.state.stopping)
+            flow.state.limiters, on_retry, kwargs, flow.state.stopping,
+            lambda: StopRequested(f"node {planned.id}: run stopped"))
 
     def outputs(self, result: Any, exclude: Iterable[str] = ()) -> dict[str, Any]:
         """Spread a function's return value over its value ports.

@@ -27,11 +27,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt, wait_exponential, wait_none
 
-from .context import StopRequested
-from .strategies.base import Setting, check_setting, is_finite
+from .limits import Limiters, RateLimit, acquire, rate_problem
+from .strategies.base import Setting, check_setting
 
 T = TypeVar("T")
 
@@ -53,26 +52,6 @@ SETTINGS: tuple[Setting, ...] = (
 
 class NodeTimeout(TimeoutError):
     """A node's call took longer than its ``timeout``."""
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """Calls sharing ``key`` across a run start at most ``per_second`` times a second."""
-
-    key: str
-    per_second: float
-    #: calls that may start at once before the spacing applies (the bucket's size)
-    burst: int = 1
-    #: the input port whose value is the key (None: ``key`` itself)
-    key_from: str | None = None
-
-    def resolve(self, inputs: Mapping[str, Any]) -> RateLimit:
-        """The limit for one call: with ``key_from``, keyed by that input's value."""
-        if self.key_from is None:
-            return self
-        value = str(inputs.get(self.key_from))
-        return RateLimit(f"{self.key}:{value}" if self.key else value, self.per_second,
-                         self.burst)
 
 
 @dataclass(frozen=True)
@@ -141,80 +120,18 @@ def _parse_rate_limit(value: Mapping[str, Any]) -> tuple[RateLimit | None, str |
     message = rate_problem(per_second, 1)
     if message:
         return None, message
-    return RateLimit(key, float(per_second), 1, key_from), None
-
-
-def rate_problem(per_second: Any, burst: Any) -> str | None:
-    """What is wrong with a rate (``per_second``, ``burst``), or None."""
-    if isinstance(per_second, bool) or not isinstance(per_second, (int, float)) \
-            or not is_finite(per_second) or per_second <= 0 or not is_finite(1.0 / per_second):
-        # The limiter refills every 1/per_second s: both must be real, finite numbers.
-        return 'needs "per_second", a number above 0'
-    if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
-        return 'needs "burst", a whole number of 1 or more'
-    if not is_finite(burst / per_second):
-        return '"burst" / "per_second" is too large'
-    return None
-
-
-class Limiters:
-    """The run's rate limiters, one per key, shared by every flow, branch and wave of the
-    run: both the ``rate_limit`` policy and the ``control.rate_limit`` node use these, so
-    a key names one limit whichever of them uses it."""
-
-    def __init__(self) -> None:
-        self._limiters: dict[str, tuple[float, AsyncLimiter]] = {}
-
-    def get(self, limit: RateLimit) -> AsyncLimiter:
-        """The limiter for a key; the first rate declared for a key is the one used."""
-        found = self._limiters.get(limit.key)
-        if found is None:
-            # A bucket of ``burst`` slots draining r a second: with burst 1 calls are
-            # spaced 1/r s apart, so no one-second window can hold more than r of them.
-            found = (limit.per_second,
-                     AsyncLimiter(limit.burst, limit.burst / limit.per_second))
-            self._limiters[limit.key] = found
-        return found[1]
-
-
-async def acquire(limiter: AsyncLimiter, stopping: asyncio.Event | None) -> float:
-    """Take a token, waiting for one if need be; returns the seconds waited.
-
-    The wait ends at once when ``stopping`` is set: then :class:`StopRequested`
-    is raised and no token is taken.
-    """
-    if limiter.has_capacity():
-        await limiter.acquire()  # capacity is there: takes it without giving up the loop
-        return 0.0
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    if stopping is None:
-        await limiter.acquire()
-        return loop.time() - started
-    if stopping.is_set():
-        raise StopRequested("run stopped")
-    taking = asyncio.ensure_future(limiter.acquire())
-    stopped = asyncio.ensure_future(stopping.wait())
-    try:
-        await asyncio.wait((taking, stopped), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        # Both are owned here: whichever did not finish is cancelled and awaited.
-        for task in (taking, stopped):
-            task.cancel()
-        await asyncio.gather(taking, stopped, return_exceptions=True)
-    if not (taking.done() and not taking.cancelled() and taking.exception() is None):
-        raise StopRequested("run stopped")
-    return loop.time() - started
+    return RateLimit(key, float(per_second or 0), 1, key_from), None
 
 
 async def call_with_policy(policy: Policy, call: Callable[[], Awaitable[T]], limiters: Limiters,
                            on_retry: Callable[[int, BaseException, float], None],
                            inputs: Mapping[str, Any] | None = None,
-                           stopping: asyncio.Event | None = None) -> T:
+                           stopping: asyncio.Event | None = None,
+                           stopped: Callable[[], BaseException] = RuntimeError) -> T:
     """Run ``call`` under a policy: rate limit, then timeout, retried with backoff.
 
     ``inputs`` are the call's inputs (a ``key_from`` limit reads its key there); a
-    wait for the limiter ends with :class:`StopRequested` once ``stopping`` is set.
+    wait for the limiter ends, raising ``stopped()``, once ``stopping`` is set.
     ``on_retry(next_attempt, error, wait)`` is told before each wait. Cancellation is
     never retried (tenacity retries ``Exception`` only).
     """
@@ -222,8 +139,8 @@ async def call_with_policy(policy: Policy, call: Callable[[], Awaitable[T]], lim
                if policy.rate_limit else None)
 
     async def attempt() -> T:
-        if limiter is not None:
-            await acquire(limiter, stopping)
+        if limiter is not None and await acquire(limiter, stopping) is None:
+            raise stopped()
         if policy.timeout is None:
             return await call()
         try:

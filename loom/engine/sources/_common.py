@@ -8,7 +8,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ..strategies.base import Setting, check_setting, is_finite, shown
+from ..limits import is_finite
+from ..strategies.base import Setting, check_setting, shown
 
 #: A check that replaces :func:`check_setting` for one setting: a message or None.
 Validator = Callable[[Any], str | None]

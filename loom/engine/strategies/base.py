@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from loom.graph import Node
 from loom.registry import PortSpec
 
+from ..limits import is_finite
+
 if TYPE_CHECKING:
     from ..flow import NodeCall
     from ..plan import Plan, PlannedNode
@@ -75,14 +77,6 @@ def shown(value: Any) -> str:
     except Exception:  # noqa: BLE001 - a value's own __repr__ may raise anything
         return f"a {type(value).__name__}"
     return text if len(text) <= SHOWN_LIMIT else text[:SHOWN_LIMIT - 3] + "..."
-
-
-def is_finite(value: int | float) -> bool:
-    """True for a number ``float()`` can hold that is neither NaN nor infinite."""
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int too large for a float
-        return False
 
 
 def _is_int(value: Any) -> bool:
