@@ -146,3 +146,23 @@ def test_bad_rates_and_key_from_are_validation_errors() -> None:
     assert any(e.startswith("c: ") for e in errors), errors
     assert "d: metadata.rate_limit key_from 'nope' is not an input port of t.tag" in errors
     assert 'e: metadata.rate_limit "key_from" must name an input port' in errors
+
+
+async def test_stop_during_a_policy_limiter_wait_is_not_retried() -> None:
+    bus = EventBus()
+    rec = Recorder(bus)
+    limit = {"rate_limit": {"key": "p", "per_second": SLOW}, "max_retries": 3,
+             "retry_wait": 30}
+    graph = graph_of([("a", "t.tag", {"x": 1}, limit), ("b", "t.tag", {}, limit)],
+                     ["a.out -> b.x"])
+    manager = ExecutionManager(graph, REG, bus=bus)
+    task = asyncio.create_task(manager.run())
+    for _ in range(500):
+        if any(e["node"] == "b" for e in rec.of("node_started")):
+            break
+        await asyncio.sleep(0.01)
+    manager.request_stop(grace=60)  # only the stop signal may end b's wait
+    result = await asyncio.wait_for(task, 10)
+    assert result.status is RunStatus.STOPPED
+    assert result.nodes["a"].state is NodeState.DONE
+    assert not rec.of("node_retrying"), "a stopped wait is not retried"

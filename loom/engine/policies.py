@@ -27,7 +27,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt, wait_exponential, wait_none
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+    wait_none,
+)
 
 from .limits import Limiters, RateLimit, acquire, rate_problem
 from .strategies.base import Setting, check_setting
@@ -160,6 +167,9 @@ async def call_with_policy(policy: Policy, call: Callable[[], Awaitable[T]], lim
 
     retrying = AsyncRetrying(
         stop=stop_after_attempt(policy.attempts), reraise=True, before_sleep=before_sleep,
+        # Once the run is stopping nothing is retried: a retry would only wait out its
+        # backoff (or the limiter) before failing the same way.
+        retry=retry_if_exception(lambda _: stopping is None or not stopping.is_set()),
         wait=wait_exponential(multiplier=policy.retry_wait, min=policy.retry_wait)
         if policy.retry_wait > 0 else wait_none())
     return await retrying(attempt)
