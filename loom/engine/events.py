@@ -22,13 +22,13 @@ Subscriber = Callable[[list[Event]], None]
 #: The events DESIGN.md lists, then Loom's additions: a node stopped while running, a
 #: retry, an event source listening (its port and token), a trigger dropped by the
 #: overflow policy, a stop requested (grace period under way), and a failed wave (its
-#: full error under the ``error_id`` that an HTTP answer names).
+#: full error under the ``error_id`` that an HTTP answer names), a for-each item's result.
 EVENT_TYPES = (
     "run_started", "node_queued", "node_started", "node_progress", "node_finished",
     "node_failed", "node_skipped", "branch_taken", "loop_iteration", "branch_completed",
     "event_triggered", "log", "run_finished",
     "node_stopped", "node_retrying", "event_source_ready", "event_dropped", "run_stopping",
-    "wave_failed",
+    "wave_failed", "item_completed",
 )
 
 log = logging.getLogger("loom.events")

@@ -53,6 +53,16 @@ class Admission(Protocol):
         start or be queued. Cheap: called before a request's body is read."""
 
 
+@runtime_checkable
+class WaveWatch(Protocol):
+    """A trigger that can pass on the events of one trigger's wave as they happen."""
+
+    def watch(self, future: asyncio.Future[WaveResult],
+              fn: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Call ``fn`` with each ``branch_completed`` / ``item_completed`` event of the wave
+        of ``future`` (none of other waves); returns the function that stops it."""
+
+
 class SourceServices(Protocol):
     """What the run shares between its sources."""
 

@@ -56,6 +56,7 @@ by the server: they belong to the engine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -70,9 +71,9 @@ from aiohttp import hdrs, web
 from multidict import MultiMapping
 
 from ..strategies.base import Setting, shown
-from ..values import to_jsonable
+from ..values import dumps, to_jsonable
 from ._common import check_values, positive_number, resolve, utc_now
-from .base import Admission, SourceServices, Trigger, WaveResult
+from .base import Admission, SourceServices, Trigger, WaveResult, WaveWatch
 from .http_guard import (
     LIMIT_SETTINGS,
     LIMIT_VALIDATORS,
@@ -104,6 +105,9 @@ HTTP_REQUEST_SETTINGS: tuple[Setting, ...] = (
     Setting("max_body_bytes", "int", 1024 * 1024, "largest request body accepted", minimum=1),
     Setting("response_timeout", "float", 30.0, "seconds to wait for the wave before "
             "answering 504 (a number above 0)"),
+    Setting("response", "choice", "single", "single: one answer with the wave's value; "
+            "stream: Server-Sent Events of the wave's branch and item results, then its "
+            "value", choices=("single", "stream")),
     Setting("expose_errors", "bool", False, "a failed wave's 500 carries its error "
             "message (default: a generic message and the error id the run's log has)"),
     *LIMIT_SETTINGS,
@@ -212,16 +216,21 @@ def parse_body(body: bytes, content_type: str | None, charset: str | None) -> An
                        "text/*, application/x-www-form-urlencoded or no body")
 
 
+def failure_answer(result: WaveResult, expose_errors: bool = False) -> dict[str, Any]:
+    """What a client learns of a failed wave: a generic message and its error id, or
+    with ``expose_errors`` the first line of the error."""
+    if not expose_errors:
+        reference = f" (error id {result.error_id})" if result.error_id else ""
+        return {"error": f"the wave failed{reference}: the run's log has the details",
+                "error_id": result.error_id}
+    message = (result.error or "the wave failed").strip().splitlines()
+    return {"error": (message[0] if message else "the wave failed")[:MAX_ERROR_CHARS]}
+
+
 def wave_response(result: WaveResult, expose_errors: bool = False) -> web.Response:
     """The HTTP answer for a finished wave; a failure's message only if ``expose_errors``."""
     if not result.ok:
-        if not expose_errors:
-            reference = f" (error id {result.error_id})" if result.error_id else ""
-            return web.json_response(
-                {"error": f"the wave failed{reference}: the run's log has the details",
-                 "error_id": result.error_id}, status=500)
-        message = (result.error or "the wave failed").strip().splitlines()
-        return _error(500, (message[0] if message else "the wave failed")[:MAX_ERROR_CHARS])
+        return web.json_response(failure_answer(result, expose_errors), status=500)
     value = result.value
     if isinstance(value, str):
         return web.Response(text=value, content_type="text/plain", charset="utf-8")
@@ -252,6 +261,7 @@ class HttpRequestSource:
         self._max_body: int = values["max_body_bytes"]
         self._timeout = float(values["response_timeout"])
         self._expose_errors = bool(values["expose_errors"])
+        self._stream = values["response"] == "stream"
         self._limits = Limits.of(values)
         self._token: bytes | None = None
         if values["auth"] == "token":
@@ -261,6 +271,9 @@ class HttpRequestSource:
         #: the trigger's Admission check, if it has one (the engine's does)
         self._refuse_if_full: Callable[[], str | None] | None = getattr(
             trigger, Admission.refuse_if_full.__name__, None)
+        #: the trigger's per-wave event feed, if it has one (the engine's does)
+        self._watch: Callable[..., Callable[[], None]] | None = (
+            trigger.watch if isinstance(trigger, WaveWatch) else None)
         self._node_id = node_id
         self._runner: web.AppRunner | None = None
         self._site: GuardedSite | None = None
@@ -397,6 +410,8 @@ class HttpRequestSource:
         if future is None:
             return _error(503, "busy: the request was dropped",
                           {hdrs.RETRY_AFTER: str(RETRY_AFTER)})
+        if self._stream:
+            return await self._stream_wave(request, future)
         try:
             result = await asyncio.wait_for(asyncio.shield(future), self._timeout)
         except TimeoutError:
@@ -407,6 +422,50 @@ class HttpRequestSource:
                 return _error(503, "the run stopped before the wave finished")
             raise
         return wave_response(result, self._expose_errors)
+
+    async def _stream_wave(self, request: web.Request,
+                           future: asyncio.Future[WaveResult]) -> web.StreamResponse:
+        """Answer with Server-Sent Events: this wave's ``branch_completed`` and
+        ``item_completed`` events as they happen, then ``result`` (or ``error``), then
+        close. The wave is never awaited directly, so a client that hangs up (a failed
+        write) only ends this answer: the wave runs on and nothing is left behind."""
+        inbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        unwatch = self._watch(future, inbox.put_nowait) if self._watch is not None else None
+
+        def wave_done(_: asyncio.Future[WaveResult]) -> None:
+            inbox.put_nowait(None)  # after the wave's last events (see _Waves.watch)
+
+        future.add_done_callback(wave_done)
+        response = web.StreamResponse(headers={hdrs.CACHE_CONTROL: "no-cache"})
+        response.content_type = "text/event-stream"
+        response.charset = "utf-8"
+        try:
+            await response.prepare(request)
+            async with asyncio.timeout(self._timeout):
+                while (event := await inbox.get()) is not None:
+                    await _send(response, event["type"], event)
+            if future.cancelled():
+                await _send(response, "error", {"error": "the run stopped before the "
+                                                          "wave finished"})
+            elif (result := future.result()).ok:
+                await _send(response, "result", result.value)
+            else:
+                await _send(response, "error", failure_answer(result, self._expose_errors))
+            await response.write_eof()
+        except TimeoutError:
+            with contextlib.suppress(ConnectionError):
+                await _send(response, "error", {"error": f"the wave did not finish "
+                                                          f"within {self._timeout:g} s"})
+                await response.write_eof()
+        except ConnectionError:
+            # the client went away mid-stream: nothing more to send; the wave goes on
+            log.debug("http_request %s: the client left a stream", self._node_id)
+        finally:
+            future.remove_done_callback(wave_done)
+            if unwatch is not None:
+                unwatch()
+        request.protocol.force_close()
+        return response
 
     def _refuse(self, request: web.Request, why: str) -> web.Response:
         """503 for overload, before the body is read: a refusal costs a header check and
@@ -431,6 +490,11 @@ class HttpRequestSource:
             given = credentials.strip()
         # bytes: compare_digest refuses non-ASCII str, and a header may hold anything
         return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), self._token)
+
+
+async def _send(response: web.StreamResponse, name: str, data: Any) -> None:
+    """One Server-Sent Event; strict JSON on one line (no raw newline can end it early)."""
+    await response.write(f"event: {name}\ndata: {dumps(data)}\n\n".encode())
 
 
 _HIDDEN_HEADERS = frozenset({"authorization", "x-loom-token"})

@@ -41,7 +41,7 @@ import collections
 import contextlib
 import logging
 import secrets
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 from loom.graph import Node
@@ -60,6 +60,8 @@ log = logging.getLogger("loom.engine.event")
 
 EVENT_PORT = "event"
 EVENT_TYPES = ("timer", "schedule", "file_change", "http_request")
+#: the events of a wave that :meth:`_Waves.watch` passes on (an HTTP stream sends them)
+WATCHED_EVENTS = ("branch_completed", "item_completed")
 
 
 class EventStrategy(Strategy):
@@ -188,6 +190,8 @@ class _Waves:
         self.stats = self.record.stats = {"waves": 0, "completed": 0, "failed": 0,
                                           "dropped": 0, "coalesced": 0}
         self.record.iterations = 0
+        #: wave number of each started trigger's future, until that future is done
+        self.numbers: dict[asyncio.Future[WaveResult], int] = {}
 
     # ------------------------------------------------------------------ triggers
     def __call__(self, payload: dict[str, Any]) -> asyncio.Future[WaveResult] | None:
@@ -253,6 +257,8 @@ class _Waves:
             return None
         self.stats["waves"] += 1
         number = int(self.stats["waves"])
+        self.numbers[future] = number
+        future.add_done_callback(self._forget)
         self.record.iterations = number
         self.call.emit("event_triggered", wave=number, payload=preview(payload))
         return number
@@ -269,6 +275,35 @@ class _Waves:
             if claimed is None:
                 return
             number = claimed
+
+    def _forget(self, future: asyncio.Future[WaveResult]) -> None:
+        self.numbers.pop(future, None)
+
+    def watch(self, future: asyncio.Future[WaveResult],
+              fn: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Hand ``fn`` each ``branch_completed`` and ``item_completed`` event of the wave
+        that ``future`` belongs to (queued or running), none of any other wave; returns
+        the function that stops it (:class:`~loom.engine.sources.base.WaveWatch`).
+
+        Events carry their flow's scope; a wave's flows all start with
+        ``[event node id, wave number]``. Events are delivered a loop turn after they are
+        published, yet before the code awaiting ``future`` resumes (both go through
+        ``call_soon``, the events first)."""
+        node_id = self.call.planned.id
+        number: list[int] = []
+
+        def deliver(batch: list[dict[str, Any]]) -> None:
+            if not number:
+                if future not in self.numbers:
+                    return  # not started yet: no event can be of this wave
+                number.append(self.numbers[future])
+            mine = [node_id, number[0]]
+            for event in batch:
+                scope = event.get("scope")
+                if scope and scope[0] == mine:
+                    fn(event)
+
+        return self.call.ctx.bus.subscribe(deliver, WATCHED_EVENTS)
 
     def _pop_queued(self) -> tuple[dict[str, Any], asyncio.Future[WaveResult]]:
         payload, future = self.queued.popleft()

@@ -272,7 +272,7 @@ class LoopStrategy(Strategy):
             if flow.failures:
                 raise flow.first_failure()
             results[k] = flow.result(result_node)
-            _count(info, "completed", units[k], batch)
+            _item_done(call, info, k, units, batch, results[k])
 
         async def run_unit(k: int) -> None:
             await call.flow.state.checkpoint()  # one body run may be too quick to yield on its own
@@ -385,6 +385,14 @@ def _units(items: list[Any], batch: int, info: dict[str, Any]) -> list[Any]:
         info.update(batch_size=batch, items_total=len(items), items_completed=0,
                     items_failed=0)
     return units
+
+
+def _item_done(call: NodeCall, info: dict[str, Any], k: int, units: list[Any], batch: int,
+               result: Any) -> None:
+    """Count item (or batch) ``k`` as completed and publish its result (``item_completed``:
+    an HTTP stream sends it as it happens)."""
+    _count(info, "completed", units[k], batch)
+    call.emit("item_completed", index=k, total=len(units), result=preview(result))
 
 
 def _count(info: dict[str, Any], key: str, unit: Any, batch: int) -> None:
