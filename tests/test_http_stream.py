@@ -205,11 +205,11 @@ async def test_a_client_leaving_mid_stream_leaves_the_wave_running_and_nothing_b
     bus = EventBus()
     seen = Recorder(bus)
     async with serving(loop_graph(), bus) as (_, info):
-        watchers = len(bus._subscribers)  # noqa: SLF001 - the stream's own subscription
+        watchers = len(bus._subscribers)
         async with aiohttp.ClientSession() as http:
             async with http.post(info["url"], json={"items": ["k0", "k1"]}) as resp:
                 assert (await next_event(resp) or ("",))[0] == "item_completed"
-                assert len(bus._subscribers) == watchers + 1  # noqa: SLF001
+                assert len(bus._subscribers) == watchers + 1
                 resp.close()  # hang up while item 1 is still held
             await asyncio.sleep(0.05)
             gates["k1"].set()
@@ -219,15 +219,27 @@ async def test_a_client_leaving_mid_stream_leaves_the_wave_running_and_nothing_b
                     break
                 await asyncio.sleep(0.02)
             for _ in range(100):  # the handler notices the hang-up and unsubscribes
-                if len(bus._subscribers) == watchers:  # noqa: SLF001
+                if len(bus._subscribers) == watchers:
                     break
                 await asyncio.sleep(0.02)
-            assert len(bus._subscribers) == watchers  # noqa: SLF001
+            assert len(bus._subscribers) == watchers
             async with http.post(info["url"], json={"items": ["k0"]}) as again:
                 events = await rest(again)
     assert [e for e in seen.of("node_finished") if e["node"] == "loop"]
     assert not seen.of("wave_failed")
     assert events[-1] == ("result", ["K0"])
+
+
+async def test_a_wave_past_response_timeout_ends_the_stream_with_an_error() -> None:
+    gates["t0"], gates["t1"] = asyncio.Event(), asyncio.Event()
+    gates["t0"].set()
+    async with serving(loop_graph(response_timeout=0.3)) as (_, info), \
+            aiohttp.ClientSession() as http, \
+            http.post(info["url"], json={"items": ["t0", "t1"]}) as resp:
+        events = await rest(resp)
+        gates["t1"].set()  # the wave may end now; the stop would cancel it anyway
+    assert [e[0] for e in events] == ["item_completed", "error"]
+    assert "did not finish within 0.3 s" in events[1][1]["error"]
 
 
 def test_the_response_setting_is_checked() -> None:

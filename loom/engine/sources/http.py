@@ -45,6 +45,13 @@ has the full error: a message may hold secrets); with ``expose_errors`` true, th
 first line of the error instead. A wave future that was cancelled (the
 run stopped) → 503.
 
+With ``response`` ``stream`` the answer is ``text/event-stream`` (Server-Sent Events),
+sent at once: each ``branch_completed`` / ``item_completed`` event of the request's own
+wave as it happens (the trigger's :class:`~.base.WaveWatch`; other waves' events never
+come), then ``event: result`` with the value as strict JSON, or ``event: error`` with the
+same body as the 500 (or the timeout's message), then the end. A client that hangs up
+only ends its stream: the wave is never awaited by the handler, so it runs on.
+
 Stopping: ``stop_accepting()`` closes the listening socket, so new connections
 are refused, while requests already in progress still get their answer (a new
 request on an open keep-alive connection gets 503). ``aclose()`` then closes the

@@ -392,7 +392,8 @@ def _item_done(call: NodeCall, info: dict[str, Any], k: int, units: list[Any], b
     """Count item (or batch) ``k`` as completed and publish its result (``item_completed``:
     an HTTP stream sends it as it happens)."""
     _count(info, "completed", units[k], batch)
-    call.emit("item_completed", index=k, total=len(units), result=preview(result))
+    if call.ctx.bus.active:  # a preview per item costs; nobody may listen
+        call.emit("item_completed", index=k, total=len(units), result=preview(result))
 
 
 def _count(info: dict[str, Any], key: str, unit: Any, batch: int) -> None:
