@@ -211,7 +211,13 @@ async def test_a_client_leaving_mid_stream_leaves_the_wave_running_and_nothing_b
                 assert (await next_event(resp) or ("",))[0] == "item_completed"
                 assert len(bus._subscribers) == watchers + 1
                 resp.close()  # hang up while item 1 is still held
-            await asyncio.sleep(0.05)
+            # the handler is cancelled on the hang-up and unsubscribes, before any
+            # further event of the wave could tell it by a failed write
+            for _ in range(100):
+                if len(bus._subscribers) == watchers:
+                    break
+                await asyncio.sleep(0.02)
+            assert len(bus._subscribers) == watchers
             gates["k1"].set()
             # the wave went on: its loop finished both items, and nothing failed
             for _ in range(200):

@@ -299,7 +299,10 @@ class HttpRequestSource:
         # access_log=None: no log line per request; shutdown_timeout bounds aclose();
         # aiohttp's own keep-alive close comes after the guard's idle and head timeouts
         limits = self._limits
+        # handler_cancellation: a client that hangs up cancels its handler at once (a
+        # stream's handler then unsubscribes; a wave is shielded from it either way)
         runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                               handler_cancellation=True,
                                shutdown_timeout=SHUTDOWN_TIMEOUT,
                                keepalive_timeout=limits.idle_timeout + limits.header_timeout)
         self._runner = runner
