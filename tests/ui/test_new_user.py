@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QTreeWidgetItemIterator,
 )
 
-from loom.graph import load_graph
 from loom.ui import palette as palette_module
 from loom.ui.main_window import MainWindow
 
@@ -176,77 +175,6 @@ def key(window: MainWindow, qtbot: Any, k: Qt.Key,
     qtbot.waitUntil(window.isActiveWindow, timeout=3000)
     window.canvas.widget.setFocus()
     QTest.keyClick(window.canvas.widget, k, modifier)
-
-
-def test_a_new_user_builds_runs_saves_and_reopens_a_graph(window: MainWindow, qtbot: Any,
-                                                          tmp_path: Path) -> None:
-    window.resize(1400, 900)
-    qtbot.waitExposed(window)
-    window.activateWindow()
-    assert window.canvas.node_ids() == [], "the editor starts on an empty graph"
-    viewport = window.canvas.widget.viewport()
-    middle = viewport.rect().center()
-
-    # 1. Two nodes from the palette.
-    text = drag_from_palette(window, qtbot, "values.text", middle - QPoint(220, 0))
-    upper = drag_from_palette(window, qtbot, "text.upper", middle + QPoint(120, 0))
-    assert {window.canvas.node(n).type for n in (text, upper)} == {"values.text", "text.upper"}
-
-    # 2. A wire, port to port.
-    mouse_drag(viewport, port_point(window, text, "out", "out"),
-               port_point(window, upper, "text", "in"))
-    assert [c.key for c in window.canvas.to_graph().connections] == \
-        [(text, "out", upper, "text")]
-
-    # 3. A property typed into the Inspector.
-    QTest.mouseClick(viewport, LEFT, NO_MOD, title_point(window, text))
-    qtbot.waitUntil(lambda: window.inspector.editor_for("properties.value") is not None,
-                    timeout=3000)
-    edit = window.inspector.editor_for("properties.value")
-    QTest.mouseClick(edit, LEFT)
-    QTest.keyClicks(edit, "hello loom")
-    QTest.keyClick(edit, Qt.Key.Key_Return)
-    assert window.canvas.node(text).properties == {"value": "hello loom"}
-
-    # 4. Run with F5; the Run panel shows the result.
-    key(window, qtbot, Qt.Key.Key_F5)
-    qtbot.waitUntil(lambda: not window.runner.running and window.runner_status == "succeeded",
-                    timeout=15_000)
-    QTest.mouseClick(viewport, LEFT, NO_MOD, title_point(window, upper))
-    tabs = window.run_dock.tabs
-    node_tab = tabs.indexOf(window.run_dock.node_view)
-    QTest.mouseClick(tabs.tabBar(), LEFT, NO_MOD, tabs.tabBar().tabRect(node_tab).center())
-    assert tabs.currentIndex() == node_tab
-    qtbot.waitUntil(lambda: "out=HELLO LOOM" in " ".join(tree_texts(
-        window.run_dock.node_view.values)).replace('"', ""), timeout=5000)
-    assert "run succeeded" in window.run_dock.log.toPlainText()
-    shot(window, "new-user-ran.png")
-
-    # 5. Save with Ctrl+S through the app's file dialog.
-    path = tmp_path / "first.loom"
-    titles = with_file_dialog(qtbot, type_file_name(path))
-    key(window, qtbot, Qt.Key.Key_S, CTRL)
-    assert titles == ["Save graph"]
-    assert path.is_file() and not window.document.dirty
-    saved = path.read_text(encoding="utf-8")
-    before = window.canvas.to_graph()
-
-    # 6. New (Ctrl+N), then reopen it with Ctrl+O through the dialog, and compare.
-    key(window, qtbot, Qt.Key.Key_N, CTRL)
-    assert window.canvas.node_ids() == []
-    titles = with_file_dialog(qtbot, type_file_name(path))
-    key(window, qtbot, Qt.Key.Key_O, CTRL)
-    assert titles == ["Open graph"]
-    assert window.document.path == str(path)
-    reopened = window.canvas.to_graph()
-    assert sorted(reopened.nodes) == sorted(before.nodes)
-    assert [c.key for c in reopened.connections] == [c.key for c in before.connections]
-    assert reopened.nodes[text].properties == {"value": "hello loom"}
-    assert load_graph(path).nodes.keys() == before.nodes.keys()
-    # Saving again without a change writes the same bytes (and asks for no name).
-    key(window, qtbot, Qt.Key.Key_S, CTRL)
-    assert path.read_text(encoding="utf-8") == saved
-    shot(window, "new-user-reopened.png")
 
 
 def test_a_refused_wire_says_why_in_the_status_bar(window: MainWindow, qtbot: Any) -> None:
