@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -89,3 +89,44 @@ def failure_of(task: asyncio.Task[Any]) -> BaseException | None:
     with contextlib.suppress(asyncio.InvalidStateError):
         return task.exception()
     return None
+
+
+class OneTaskSource:
+    """The life cycle of a source whose work is one task (timer, schedule).
+
+    Subclasses set up ``_task``/``_finished``/``_failure`` with :meth:`_init_task_state`
+    and start their task with :meth:`_start_task`.
+    """
+
+    _task: asyncio.Task[None] | None
+    _finished: asyncio.Event
+    _failure: BaseException | None
+
+    def _init_task_state(self) -> None:
+        self._task = None
+        self._finished = asyncio.Event()
+        self._failure = None
+
+    def _start_task(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        self._task = asyncio.get_running_loop().create_task(work, name=name)
+        self._task.add_done_callback(self._ended)
+
+    async def wait_done(self) -> None:
+        """Return after the last of ``count`` triggers (or once stopped); re-raises a failure."""
+        await self._finished.wait()
+        if self._failure is not None:
+            raise self._failure
+
+    async def stop_accepting(self) -> None:
+        """Cancel the task and wait for it to end (triggers already made go on)."""
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
+        self._finished.set()
+
+    async def aclose(self) -> None:
+        """Same as :meth:`stop_accepting`: such a source holds nothing else."""
+        await self.stop_accepting()
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._failure = failure_of(task)
+        self._finished.set()

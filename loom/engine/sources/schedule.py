@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cronsim import CronSim, CronSimError
 
 from ..strategies.base import Setting, shown
-from ._common import cancel_and_wait, check_values, failure_of, resolve
+from ._common import OneTaskSource, check_values, resolve
 from .base import SourceServices, Trigger
 
 SCHEDULE_SETTINGS: tuple[Setting, ...] = (
@@ -116,7 +116,7 @@ def check_schedule(metadata: Mapping[str, Any]) -> list[str]:
     return check_values(SCHEDULE_SETTINGS, metadata, _REQUIRED, _VALIDATORS)
 
 
-class ScheduleSource:
+class ScheduleSource(OneTaskSource):
     """Triggers at a cron expression's times, without drift and without bursts.
 
     ``clock`` (the wall clock, timezone-aware) is there for tests: the source
@@ -133,40 +133,16 @@ class ScheduleSource:
         self._clock = clock
         self._trigger = trigger
         self._node_id = node_id
-        self._task: asyncio.Task[None] | None = None
-        self._finished = asyncio.Event()
-        self._failure: BaseException | None = None
+        self._init_task_state()
 
     async def start(self) -> dict[str, Any]:
         """Start waiting for the first fire time; reports the settings and that time."""
         times = fire_times(self._cron, self._zone, self._clock())
         first = next(times, None)
         if self._task is None and not self._finished.is_set():
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(times, first), name=f"loom schedule {self._node_id}")
-            self._task.add_done_callback(self._ended)
+            self._start_task(self._run(times, first), f"loom schedule {self._node_id}")
         return {"cron": self._cron, "timezone": self._zone_name, "count": self._count,
                 "next": first.isoformat() if first else None}
-
-    async def wait_done(self) -> None:
-        """Return after the last of ``count`` triggers (or once stopped); re-raises a failure."""
-        await self._finished.wait()
-        if self._failure is not None:
-            raise self._failure
-
-    async def stop_accepting(self) -> None:
-        """Cancel the waiting task and wait for it to end (triggers already made go on)."""
-        task, self._task = self._task, None
-        await cancel_and_wait(task)
-        self._finished.set()
-
-    async def aclose(self) -> None:
-        """Same as :meth:`stop_accepting`: a schedule holds nothing else."""
-        await self.stop_accepting()
-
-    def _ended(self, task: asyncio.Task[None]) -> None:
-        self._failure = failure_of(task)
-        self._finished.set()
 
     async def _run(self, times: Iterator[datetime], due: datetime | None) -> None:
         fired = missed = 0

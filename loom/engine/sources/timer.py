@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..strategies.base import Setting
-from ._common import cancel_and_wait, check_values, failure_of, positive_number, resolve, utc_now
+from ._common import OneTaskSource, check_values, positive_number, resolve, utc_now
 from .base import SourceServices, Trigger
 
 TIMER_SETTINGS: tuple[Setting, ...] = (
@@ -43,7 +43,7 @@ def check_timer(metadata: Mapping[str, Any]) -> list[str]:
     return check_values(TIMER_SETTINGS, metadata, _REQUIRED, _VALIDATORS)
 
 
-class TimerSource:
+class TimerSource(OneTaskSource):
     """Triggers at a fixed rate on the loop's clock, without drift and without bursts."""
 
     def __init__(self, settings: Mapping[str, Any], trigger: Trigger, node_id: str,
@@ -54,37 +54,14 @@ class TimerSource:
         self._immediate = bool(values["immediate"])
         self._trigger = trigger
         self._node_id = node_id
-        self._task: asyncio.Task[None] | None = None
-        self._finished = asyncio.Event()
-        self._failure: BaseException | None = None
+        self._init_task_state()
 
     async def start(self) -> dict[str, Any]:
         """Start ticking; reports the effective settings."""
         if self._task is None and not self._finished.is_set():
-            loop = asyncio.get_running_loop()
-            self._task = loop.create_task(self._tick(loop), name=f"loom timer {self._node_id}")
-            self._task.add_done_callback(self._ended)
+            self._start_task(self._tick(asyncio.get_running_loop()),
+                             f"loom timer {self._node_id}")
         return {"interval": self._interval, "count": self._count, "immediate": self._immediate}
-
-    async def wait_done(self) -> None:
-        """Return after the last of ``count`` triggers (or once stopped); re-raises a failure."""
-        await self._finished.wait()
-        if self._failure is not None:
-            raise self._failure
-
-    async def stop_accepting(self) -> None:
-        """Cancel the ticking task and wait for it to end (triggers already made go on)."""
-        task, self._task = self._task, None
-        await cancel_and_wait(task)
-        self._finished.set()
-
-    async def aclose(self) -> None:
-        """Same as :meth:`stop_accepting`: a timer holds nothing else."""
-        await self.stop_accepting()
-
-    def _ended(self, task: asyncio.Task[None]) -> None:
-        self._failure = failure_of(task)
-        self._finished.set()
 
     async def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
         interval = self._interval
