@@ -12,9 +12,11 @@ the scheduler.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import reprlib
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -249,3 +251,19 @@ class Strategy:
         branches) override this and set ``single_call = False``.
         """
         return self.route(call, await call.invoke())
+
+
+@contextlib.contextmanager
+def numbers_kept(call: NodeCall, info: dict[str, Any]) -> Iterator[None]:
+    """Around a loop or parallel run: however it ends, ``info`` (with ``duration_ms``)
+    goes to the node's record, and to the error's ``execution_info`` when it fails."""
+    started = time.perf_counter()
+    try:
+        yield
+    except Exception as exc:
+        info["duration_ms"] = (time.perf_counter() - started) * 1000.0
+        exc.execution_info = dict(info)  # type: ignore[attr-defined]
+        raise
+    finally:
+        info["duration_ms"] = (time.perf_counter() - started) * 1000.0
+        call.flow.state.records[call.planned.index].execution_info = dict(info)

@@ -57,7 +57,6 @@ attribute hold them as far as the loop got (for_each: ``total``, ``completed``,
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -76,7 +75,7 @@ from ..concurrency import Pool
 from ..context import LoopControl, StopRequested
 from ..errors import BodyFailed, LoopLimitError, LoopTimeout
 from ..values import preview
-from .base import Setting, Strategy, node_ids
+from .base import Setting, Strategy, node_ids, numbers_kept
 
 if TYPE_CHECKING:
     from ..context import RunContext
@@ -207,7 +206,6 @@ class LoopStrategy(Strategy):
         However it ends, the numbers so far go to the record's ``execution_info``, and
         to the error's ``execution_info`` attribute when it fails.
         """
-        started = time.perf_counter()
         timeout = self.setting(call.node, "timeout")
         seconds = None if timeout is None else float(timeout)
         deadline = asyncio.timeout(seconds)
@@ -217,7 +215,7 @@ class LoopStrategy(Strategy):
         def timed_out() -> str | None:
             return reason if deadline.expired() else None
 
-        try:
+        with numbers_kept(call, info):
             try:
                 async with deadline:
                     if self._type(call.node) == WHILE:
@@ -228,13 +226,6 @@ class LoopStrategy(Strategy):
                     raise  # a body's or the node's own timeout, not this loop's deadline
                 raise LoopTimeout(f"{call.label}: the loop's timeout of {seconds:g} s passed "
                                   f"({_progress(info)})") from None
-        except Exception as exc:
-            info["duration_ms"] = (time.perf_counter() - started) * 1000.0
-            exc.execution_info = dict(info)  # type: ignore[attr-defined]
-            raise
-        finally:
-            info["duration_ms"] = (time.perf_counter() - started) * 1000.0
-            call.flow.state.records[call.planned.index].execution_info = dict(info)
 
     async def _for_each(self, call: NodeCall, info: dict[str, Any],
                         timed_out: Callable[[], str | None]) -> dict[str, Any]:

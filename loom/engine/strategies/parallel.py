@@ -52,7 +52,7 @@ from ..concurrency import Pool
 from ..context import StopRequested
 from ..errors import BodyFailed
 from ..values import preview
-from .base import Setting, Strategy
+from .base import Setting, Strategy, numbers_kept
 
 if TYPE_CHECKING:
     from ..flow import NodeCall
@@ -138,19 +138,11 @@ class ParallelStrategy(Strategy):
     async def execute(self, call: NodeCall) -> dict[str, Any]:
         """Run the branches; merge their results. However it ends, the numbers so far go
         to the record's ``execution_info`` (and the error's, when it fails)."""
-        started = time.perf_counter()
         found = branches(call.node)
         info: dict[str, Any] = {"total": len(found), "completed": 0, "failed": 0,
                                 "concurrent_peak": 0}
-        try:
+        with numbers_kept(call, info):
             return await self._run(call, found, info)
-        except Exception as exc:
-            info["duration_ms"] = (time.perf_counter() - started) * 1000.0
-            exc.execution_info = dict(info)  # type: ignore[attr-defined]
-            raise
-        finally:
-            info["duration_ms"] = (time.perf_counter() - started) * 1000.0
-            call.flow.state.records[call.planned.index].execution_info = dict(info)
 
     async def _run(self, call: NodeCall, found: list[tuple[str, list[str]]],
                    info: dict[str, Any]) -> dict[str, Any]:
